@@ -1,0 +1,39 @@
+# Two commands do all set-up: `make sweep` and `make test` create .venv and install into it when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is installed only when missing. Without a GPU the pinned CPU build is taken; override e.g.
+#   make sweep TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+STUDY ?= studies/default.yaml
+N_TRIALS ?=
+WORKERS ?= 1
+PYTEST_ARGS ?=
+
+.PHONY: install sweep test trial status dashboard clean
+
+install: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install $(TORCH_SPEC)
+	$(BIN)/pip install -e ".[test]"
+	touch $@
+
+sweep: install
+	$(BIN)/sweeper sweep $(STUDY) $(if $(N_TRIALS),--n-trials $(N_TRIALS)) --workers $(WORKERS)
+
+trial: install
+	$(BIN)/sweeper trial configs/tiny.yaml
+
+status: install
+	$(BIN)/sweeper status $(STUDY)
+
+dashboard: install
+	$(BIN)/sweeper dashboard $(STUDY)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

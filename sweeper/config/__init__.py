@@ -1,0 +1,28 @@
+"""Validation at the edge: study files and training configs are checked once, when read."""
+
+from ._errors import ConfigError
+from ._training import (
+    BUILTIN_MODEL,
+    BUILTIN_TASK,
+    TrainingConfig,
+    build_training_config,
+    config_to_yaml,
+    load_training_config,
+    parse_override,
+    set_dotted,
+)
+from ._yaml import load_yaml_text, read_yaml_mapping
+
+__all__ = [
+    "BUILTIN_MODEL",
+    "BUILTIN_TASK",
+    "ConfigError",
+    "TrainingConfig",
+    "build_training_config",
+    "config_to_yaml",
+    "load_training_config",
+    "parse_override",
+    "load_yaml_text",
+    "read_yaml_mapping",
+    "set_dotted",
+]

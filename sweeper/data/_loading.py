@@ -1,0 +1,176 @@
+"""Loading preference data: built-in task, local files, or hub datasets, in any of TRL's three formats.
+
+Formats (TRL's): explicit prompt with string chosen/rejected; conversational message lists (prompt, chosen and
+rejected are lists of {role, content}); implicit prompt (only chosen/rejected, the prompt is their common prefix).
+Every row is checked here, once, so training never meets a malformed row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import BUILTIN_TASK, ConfigError
+from ..config._training import DataSection
+from ._synthetic import synthetic_task_files
+
+LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+ROLES = {"system", "user", "assistant", "tool"}
+
+
+class DataError(ConfigError):
+    """A dataset a person must fix: the message names the source, the row and what is wrong."""
+
+
+@dataclass
+class PreferenceData:
+    train: Any  # datasets.Dataset with prompt (unless implicit), chosen, rejected
+    validation: Any
+    source: str
+    conversational: bool
+    fingerprint: str
+
+
+def _load_split(section: DataSection, split: str) -> Any:
+    import datasets
+
+    source = section.source
+    if source == BUILTIN_TASK:
+        files = synthetic_task_files(section.builtin)
+        return datasets.load_dataset("json", data_files={split: str(files[split])}, split=split)
+    path = Path(source)
+    if path.suffix in LOCAL_FORMATS or path.exists():
+        if not path.is_file():
+            raise DataError(f"data.source: {source}: no such file. Give a .jsonl, .json or .parquet file.")
+        if path.suffix not in LOCAL_FORMATS:
+            raise DataError(f"data.source: {source}: unsupported file type {path.suffix!r}; use .jsonl, .json or .parquet")
+        if path.stat().st_size == 0:
+            raise DataError(f"data.source: {source}: the file is empty; it needs one preference pair per row")
+        try:
+            return datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
+        except Exception as error:  # pyarrow/json parse errors carry the detail we pass on
+            raise DataError(f"data.source: {source}: could not be read as {path.suffix}: {error}") from None
+    try:
+        return datasets.load_dataset(source, split=split)
+    except Exception as error:
+        raise DataError(
+            f"data.source: {source!r} (split {split!r}) could not be loaded from the hub or its cache: "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
+            "Without network access, point data.source at a local .jsonl/.json/.parquet file."
+        ) from None
+
+
+def _rename_columns(dataset: Any, section: DataSection) -> Any:
+    mapping = section.columns.model_dump()
+    wanted = {role: column for role, column in mapping.items() if column is not None}
+    missing = [f"{role} (column {column!r})" for role, column in wanted.items() if column not in dataset.column_names]
+    if missing:
+        raise DataError(
+            f"data.source: {section.source}: missing {', '.join(missing)}; the data has columns "
+            f"{dataset.column_names}. Map them with data.columns, e.g. columns: {{prompt: question}}."
+        )
+    renames = {column: role for role, column in wanted.items() if column != role}
+    clashes = [role for column, role in renames.items() if role in dataset.column_names]
+    if clashes:
+        dataset = dataset.remove_columns(clashes)
+    dataset = dataset.rename_columns(renames) if renames else dataset
+    return dataset.select_columns(list(wanted))
+
+
+def _message_problem(value: Any, field: str) -> str | None:
+    if not value:
+        return f"`{field}` is an empty message list"
+    for index, message in enumerate(value):
+        if not isinstance(message, dict) or "role" not in message or "content" not in message:
+            return f"message {index} of `{field}` is not a {{role, content}} mapping"
+        if message["role"] not in ROLES:
+            return f"message {index} of `{field}` has role {message['role']!r}; use one of {sorted(ROLES)}"
+        if not isinstance(message["content"], str):
+            return f"message {index} of `{field}` has non-string content ({type(message['content']).__name__})"
+    return None
+
+
+def row_problem(row: dict[str, Any], implicit_prompt: bool) -> str | None:
+    """What is wrong with one row, or None. Formats may not be mixed inside a row."""
+    fields = ("chosen", "rejected") if implicit_prompt else ("prompt", "chosen", "rejected")
+    kinds = set()
+    for field in fields:
+        value = row.get(field)
+        if value is None:
+            return f"`{field}` is missing (null)"
+        if isinstance(value, str):
+            if not value.strip():
+                return f"`{field}` is an empty string"
+            kinds.add("text")
+        elif isinstance(value, list):
+            problem = _message_problem(value, field)
+            if problem:
+                return problem
+            kinds.add("messages")
+        else:
+            return f"`{field}` is {type(value).__name__} ({value!r:.40}); expected a string or a list of messages"
+    if len(kinds) > 1:
+        return "mixes plain strings and message lists; use one format for prompt, chosen and rejected"
+    if row.get("chosen") == row.get("rejected"):
+        return "`chosen` and `rejected` are identical, so there is no preference to learn"
+    return None
+
+
+def _validate_rows(dataset: Any, source: str, implicit_prompt: bool) -> None:
+    if len(dataset) == 0:
+        raise DataError(f"data.source: {source}: no rows; it needs one preference pair per row")
+    for index, row in enumerate(dataset):
+        problem = row_problem(row, implicit_prompt)
+        if problem:
+            raise DataError(f"data.source: {source}: row {index}: {problem}")
+
+
+def _fingerprint(*datasets_: Any) -> str:
+    digest = hashlib.sha256()
+    for dataset in datasets_:
+        for row in dataset:
+            digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"|")
+    return digest.hexdigest()[:16]
+
+
+def load_preference_data(section: DataSection) -> PreferenceData:
+    """Both splits, validated row by row, the validation split deterministic when the data has none."""
+    implicit_prompt = section.columns.prompt is None
+    train = _rename_columns(_load_split(section, section.split), section)
+    _validate_rows(train, section.source, implicit_prompt)
+    eval_split = section.eval_split or ("validation" if section.source == BUILTIN_TASK else None)
+    if eval_split is not None:
+        validation = _rename_columns(_load_split(section, eval_split), section)
+        _validate_rows(validation, f"{section.source} [{eval_split}]", implicit_prompt)
+    else:
+        if len(train) < 2:
+            raise DataError(f"data.source: {section.source}: {len(train)} row(s) cannot be split into train and validation")
+        parts = train.train_test_split(test_size=section.validation_fraction, seed=section.split_seed, shuffle=True)
+        train, validation = parts["train"], parts["test"]
+    if section.max_train_rows:
+        train = train.select(range(min(section.max_train_rows, len(train))))
+    if section.max_eval_rows:
+        validation = validation.select(range(min(section.max_eval_rows, len(validation))))
+    conversational = isinstance(train[0]["chosen"], list)
+    return PreferenceData(train, validation, section.source, conversational, _fingerprint(train, validation))
+
+
+def prompt_token_count(prompt: str, tokenizer: Any) -> int:
+    """Tokens TRL's ORPO tokenisation gives the prompt, counting the BOS it prepends when missing."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    return len(ids) + (1 if bos is not None and (not ids or ids[0] != bos) else 0)
+
+
+def drop_long_prompts(dataset: Any, tokenizer: Any, max_length: int) -> tuple[Any, int]:
+    """Drop rows whose prompt alone fills `max_length`. TRL truncates only the completion, so such a row would
+    keep an empty completion and turn the loss into NaN. Expects explicit text prompts (after templating)."""
+    keep = [prompt_token_count(prompt, tokenizer) < max_length for prompt in dataset["prompt"]]
+    dropped = keep.count(False)
+    if dropped:
+        dataset = dataset.select([index for index, kept in enumerate(keep) if kept])
+    return dataset, dropped

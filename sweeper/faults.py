@@ -1,0 +1,39 @@
+"""Fault injection for tests and drills, off unless an environment variable asks for it.
+
+Workers are separate processes, so faults are switched on through the environment they inherit:
+- SWEEPER_FAULT_OOM_ABOVE_MICRO_BATCH=K: a training step whose micro-batch holds more than K pairs raises
+  torch.OutOfMemoryError at the point where the batch would be allocated.
+- SWEEPER_FAULT_RAISE_IF="orpo.weight_decay=0.0777": a trial whose config has that value raises RuntimeError.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .config import load_yaml_text
+
+OOM_ABOVE_MICRO_BATCH = "SWEEPER_FAULT_OOM_ABOVE_MICRO_BATCH"
+RAISE_IF = "SWEEPER_FAULT_RAISE_IF"
+
+
+class InjectedFault(RuntimeError):
+    pass
+
+
+def oom_micro_batch_limit() -> int | None:
+    value = os.environ.get(OOM_ABOVE_MICRO_BATCH)
+    return int(value) if value else None
+
+
+def raise_if_requested(config_values: dict[str, Any]) -> None:
+    """`config_values` is the config as a nested dict; raises InjectedFault when RAISE_IF matches it."""
+    condition = os.environ.get(RAISE_IF)
+    if not condition:
+        return
+    path, _, wanted = condition.partition("=")
+    node: Any = config_values
+    for part in path.strip().split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if node is not None and node == load_yaml_text(wanted):
+        raise InjectedFault(f"injected fault: {path.strip()} = {node}")

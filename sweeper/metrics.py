@@ -1,0 +1,69 @@
+"""What one trial produces: final ORPO metrics and their curves. Light on purpose: storage and analysis import it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+# TRL's ORPOTrainer names, logged per step for training and with an `eval_` prefix for validation.
+ORPO_METRICS = (
+    "loss",
+    "rewards/chosen",
+    "rewards/rejected",
+    "rewards/accuracies",
+    "rewards/margins",
+    "logps/chosen",
+    "logps/rejected",
+    "logits/chosen",
+    "logits/rejected",
+    "nll_loss",
+    "log_odds_ratio",
+    "log_odds_chosen",
+)
+# The trainer's own throughput figures, reported once per train run and per evaluation.
+RUNTIME_METRICS = ("runtime", "samples_per_second", "steps_per_second")
+
+TRAIN, EVAL = "train", "eval"
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    step: int
+    split: str  # "train" or "eval"
+    metric: str  # TRL's name without the `eval_` prefix, e.g. "rewards/margins"
+    value: float
+
+
+@dataclass
+class TrialResult:
+    """Final metrics (TRL's names: `loss`, `eval_loss`, `train_runtime`, ...) and every logged curve point."""
+
+    train_metrics: dict[str, float]
+    eval_metrics: dict[str, float]
+    curves: list[CurvePoint]
+    runtime_s: float
+    effective_batch_size: int
+    global_steps: int
+    dropped_long_prompts: int = 0
+    train_rows: int = 0
+    eval_rows: int = 0
+    micro_batch_size: int = 0
+    gradient_accumulation_steps: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def curve(self, metric: str, split: str = EVAL) -> list[tuple[int, float]]:
+        return [(p.step, p.value) for p in self.curves if p.metric == metric and p.split == split]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrialResult":
+        data = dict(data)
+        data["curves"] = [CurvePoint(**point) for point in data["curves"]]
+        return cls(**data)
+
+
+def non_finite(values: dict[str, float]) -> list[str]:
+    """Names whose value is NaN or infinite."""
+    return sorted(name for name, value in values.items() if isinstance(value, float) and not math.isfinite(value))

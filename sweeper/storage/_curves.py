@@ -1,0 +1,136 @@
+"""Learning curves in their own table beside Optuna's, in the same database, so plain SQL can join the two.
+
+Optuna's intermediate values hold one number per step for one objective; ORPO logs a dozen metrics for two
+splits, so every logged point goes to `sweeper_curve_points` instead. Example, a trial's validation loss curve::
+
+    SELECT trial_number, step, value
+    FROM sweeper_curve_points
+    WHERE study_name = :s AND split = 'eval' AND metric = 'loss'
+    ORDER BY trial_number, step
+
+`metric` is TRL's name without the `eval_` prefix (`loss`, `rewards/margins`, ...), the same for both splits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import CheckConstraint, Double, String, UniqueConstraint, delete, insert, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from sweeper.metrics import CurvePoint
+
+from ._url import engine_options, resolve_storage_url
+
+CURVES_TABLE = "sweeper_curve_points"
+
+
+class _CurvesBase(DeclarativeBase):
+    """Own metadata: creating or changing the curves table never touches Optuna's tables."""
+
+
+class CurvePointRow(_CurvesBase):
+    __tablename__ = CURVES_TABLE
+    __table_args__ = (
+        # One value per point: a retried write replaces, never doubles.
+        UniqueConstraint("study_name", "trial_number", "split", "metric", "step", name="uq_sweeper_curve_point"),
+        CheckConstraint("split IN ('train', 'eval')", name="ck_sweeper_curve_split"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(512), index=True)  # Optuna's own limit for study names
+    trial_number: Mapped[int]
+    step: Mapped[int]
+    split: Mapped[str] = mapped_column(String(8))
+    metric: Mapped[str] = mapped_column(String(128))
+    # NULL where the logged value was NaN or infinite, see `_finite_or_none`.
+    value: Mapped[float | None] = mapped_column(Double)
+
+
+def create_curves_table(engine: sqlalchemy.Engine) -> None:
+    """Create `sweeper_curve_points` if it is missing; safe when several workers start at once."""
+    try:
+        _CurvesBase.metadata.create_all(engine)
+    except sqlalchemy.exc.DBAPIError:
+        # Another worker created it between our existence check and our CREATE TABLE.
+        if not sqlalchemy.inspect(engine).has_table(CURVES_TABLE):
+            raise
+
+
+class CurveStore:
+    """Reads and writes the curve points of a study's trials. `url` is any storage URL `open_storage` accepts."""
+
+    def __init__(self, url: str) -> None:
+        resolved = resolve_storage_url(url)
+        self._engine = sqlalchemy.create_engine(resolved, **engine_options(resolved))
+        create_curves_table(self._engine)
+
+    def write(self, study_name: str, trial_number: int, points: list[CurvePoint]) -> int:
+        """Replace the trial's points with `points` in one transaction; returns how many rows were written.
+
+        Re-running a trial never doubles its curve. Where the same (split, metric, step) appears twice, the later
+        point wins: TRL's final evaluation repeats the last periodic one at the same step.
+        """
+        latest: dict[tuple[str, str, int], CurvePoint] = {}
+        for point in points:
+            latest[(point.split, point.metric, point.step)] = point
+        rows = [
+            {
+                "study_name": study_name,
+                "trial_number": trial_number,
+                "step": point.step,
+                "split": point.split,
+                "metric": point.metric,
+                "value": _finite_or_none(point.value),
+            }
+            for point in latest.values()
+        ]
+        with self._engine.begin() as connection:
+            connection.execute(delete(CurvePointRow).where(*self._trial_filter(study_name, trial_number)))
+            if rows:
+                connection.execute(insert(CurvePointRow), rows)
+        return len(rows)
+
+    def read(self, study_name: str, trial_number: int | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts (study_name, trial_number, split, metric, step, value), ordered by trial, split, metric, step.
+
+        No pandas here: `pandas.DataFrame(rows)` where a frame is wanted.
+        """
+        columns = CurvePointRow.__table__.c
+        query = (
+            select(columns.study_name, columns.trial_number, columns.split, columns.metric, columns.step, columns.value)
+            .where(*self._trial_filter(study_name, trial_number))
+            .order_by(columns.trial_number, columns.split, columns.metric, columns.step)
+        )
+        with self._engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def delete_study(self, study_name: str) -> int:
+        """Delete every point of the study; returns how many rows went."""
+        with self._engine.begin() as connection:
+            return connection.execute(delete(CurvePointRow).where(CurvePointRow.study_name == study_name)).rowcount
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> "CurveStore":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _trial_filter(study_name: str, trial_number: int | None) -> list[sqlalchemy.ColumnElement[bool]]:
+        conditions = [CurvePointRow.study_name == study_name]
+        if trial_number is not None:
+            conditions.append(CurvePointRow.trial_number == trial_number)
+        return conditions
+
+
+def _finite_or_none(value: float) -> float | None:
+    # NaN and inf become NULL on every backend: SQLite already turns NaN into NULL while PostgreSQL would keep it,
+    # and JSON and most analysis code choke on them. The row stays, so a diverged step is still visible.
+    value = float(value)
+    return value if math.isfinite(value) else None

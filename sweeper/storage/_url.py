@@ -1,0 +1,116 @@
+"""Storage URLs: checked once at the edge, shown only with the password hidden."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy.engine import URL, make_url
+
+from sweeper.config import ConfigError
+
+# SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3; the project depends on psycopg2 (psycopg2-binary).
+POSTGRES_DRIVER = "postgresql+psycopg2"
+POSTGRES_CONNECT_TIMEOUT_S = 10
+# Concurrent SQLite workers wait this long for the write lock instead of failing with "database is locked".
+SQLITE_LOCK_TIMEOUT_S = 60
+
+_EXAMPLES = "use sqlite:///runs/sweep.db (a file) or postgresql://user:password@host:5432/database"
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL with any password replaced by `***`, safe for logs and error messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # unparseable: hide whatever sits between `user:` and `@`
+        return _PASSWORD_IN_URL.sub(r"\1***@", str(url))
+
+
+def resolve_storage_url(url: str) -> str:
+    """The URL every worker can open: SQLite files made absolute (parent folder created), PostgreSQL pinned to psycopg2.
+
+    Relative SQLite paths are relative to the current working directory. In-memory SQLite is refused: workers in
+    other processes could never see it.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as error:
+        raise ConfigError(f"storage URL {redact_url(url)!r} cannot be parsed ({error}); {_EXAMPLES}") from None
+
+    if parsed.drivername == "sqlite":
+        return _resolve_sqlite(parsed)
+    if parsed.drivername in ("postgresql", POSTGRES_DRIVER):
+        if not parsed.database:
+            raise ConfigError(
+                f"storage URL {redact_url(parsed)!r} names no database; "
+                "add one after the host, e.g. postgresql://user:password@host:5432/sweeps"
+            )
+        return parsed.set(drivername=POSTGRES_DRIVER).render_as_string(hide_password=False)
+    raise ConfigError(
+        f"storage URL {redact_url(parsed)!r} uses {parsed.drivername!r}, which sweeper does not support; {_EXAMPLES}"
+    )
+
+
+def _resolve_sqlite(parsed: URL) -> str:
+    if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file::memory:"):
+        raise ConfigError(
+            f"storage URL {redact_url(parsed)!r} is an in-memory SQLite database, which other worker processes "
+            "cannot share; name a file instead, e.g. sqlite:///runs/sweep.db"
+        )
+    path = Path(parsed.database).expanduser().absolute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"storage URL {redact_url(parsed)!r}: cannot create the folder {str(path.parent)!r} ({error}); "
+            "choose a writable location"
+        ) from None
+    return parsed.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """`create_engine` keyword arguments for a resolved URL, shared by Optuna's storage and the curves table."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}
+    # pool_pre_ping replaces connections a server restart has closed, so long sweeps ride through it.
+    return {"pool_pre_ping": True, "connect_args": {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}}
+
+
+def check_storage_reachable(url: str, timeout_s: int = 5) -> None:
+    """Connect once; an unreachable host, a refused login or a missing database becomes a `ConfigError`."""
+    resolved = resolve_storage_url(url)
+    options = engine_options(resolved)
+    if make_url(resolved).get_backend_name() == "postgresql":
+        options["connect_args"] = {"connect_timeout": timeout_s}
+    engine = sqlalchemy.create_engine(resolved, **options)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("select 1"))
+    except sqlalchemy.exc.DBAPIError as error:
+        raise ConfigError(
+            f"cannot open storage {redact_url(resolved)!r}: {_driver_message(error, resolved)}. "
+            f"{_hint(resolved)}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _driver_message(error: sqlalchemy.exc.DBAPIError, url: str) -> str:
+    message = " ".join(str(error.orig).split())
+    password = make_url(url).password
+    # Drivers do not echo passwords today; this keeps it true if one ever does.
+    return message.replace(str(password), "***") if password else message
+
+
+def _hint(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return "Check that the file's folder is writable and the file is an SQLite database."
+    return (
+        f"Check that PostgreSQL runs on {parsed.host or 'the local socket'}:{parsed.port or 5432}, "
+        f"that user {parsed.username!r} may log in with that password, and that database {parsed.database!r} "
+        f"exists (create it with: createdb {parsed.database})."
+    )

@@ -1,0 +1,5 @@
+"""Trial: runs one training config with out-of-memory retry and turns every failure into a stored reason."""
+
+from ._run import INTERRUPTED, NON_FINITE_LOSS, OUT_OF_MEMORY, TrialFailure, halved_micro_batch, run_trial
+
+__all__ = ["INTERRUPTED", "NON_FINITE_LOSS", "OUT_OF_MEMORY", "TrialFailure", "halved_micro_batch", "run_trial"]

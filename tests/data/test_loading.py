@@ -1,0 +1,155 @@
+import json
+
+import pytest
+
+from sweeper.config._training import BuiltinTaskSection, DataSection
+from sweeper.data import DataError, drop_long_prompts, load_preference_data, synthetic_rows
+from sweeper.model import build_tokenizer
+
+EXPLICIT = [{"prompt": f"sort the numbers : {i} {i + 1} =", "chosen": f" {i} {i + 1}", "rejected": f" {i + 1} {i}"} for i in range(10)]
+CONVERSATIONAL = [
+    {
+        "prompt": [{"role": "user", "content": f"sort the numbers : {i + 1} {i} ="}],
+        "chosen": [{"role": "assistant", "content": f"{i} {i + 1}"}],
+        "rejected": [{"role": "assistant", "content": f"{i + 1} {i}"}],
+    }
+    for i in range(10)
+]
+IMPLICIT = [{"chosen": f"sort the numbers : {i} 20 = {i} 20", "rejected": f"sort the numbers : {i} 20 = 20 {i}"} for i in range(10)]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def section(source, **fields):
+    return DataSection(source=str(source), **fields)
+
+
+@pytest.mark.parametrize(
+    "rows, extra, conversational",
+    [(EXPLICIT, {}, False), (CONVERSATIONAL, {}, True), (IMPLICIT, {"columns": {"prompt": None}}, False)],
+    ids=["explicit", "conversational", "implicit"],
+)
+def test_each_trl_format_loads_and_splits(tmp_path, rows, extra, conversational):
+    data = load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows), validation_fraction=0.2, **extra))
+    assert len(data.train) == 8 and len(data.validation) == 2
+    assert data.conversational is conversational
+
+
+def test_parquet_and_json_files_load(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_list(EXPLICIT).to_parquet(str(tmp_path / "d.parquet"))
+    (tmp_path / "d.json").write_text(json.dumps(EXPLICIT))
+    for name in ("d.parquet", "d.json"):
+        assert len(load_preference_data(section(tmp_path / name)).train) == 9
+
+
+def test_split_is_deterministic_and_seeded(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", EXPLICIT)
+    first = load_preference_data(section(path, validation_fraction=0.3))
+    again = load_preference_data(section(path, validation_fraction=0.3))
+    other = load_preference_data(section(path, validation_fraction=0.3, split_seed=7))
+    assert first.validation["prompt"] == again.validation["prompt"]
+    assert first.fingerprint == again.fingerprint != other.fingerprint
+
+
+def test_column_mapping_renames(tmp_path):
+    rows = [{"q": r["prompt"], "good": r["chosen"], "bad": r["rejected"]} for r in EXPLICIT]
+    data = load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows), columns={"prompt": "q", "chosen": "good", "rejected": "bad"}))
+    assert data.train.column_names == ["prompt", "chosen", "rejected"]
+
+
+def test_missing_column_lists_the_columns_there(tmp_path):
+    rows = [{"prompt": r["prompt"], "good": r["chosen"], "rejected": r["rejected"]} for r in EXPLICIT]
+    with pytest.raises(DataError, match=r"missing chosen \(column 'chosen'\).*'good'.*data.columns"):
+        load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows)))
+
+
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        ({"prompt": "p", "chosen": 3, "rejected": "r"}, "`chosen` is int"),
+        ({"prompt": "p", "chosen": "", "rejected": "r"}, "`chosen` is an empty string"),
+        ({"prompt": "p", "chosen": "c", "rejected": None}, "`rejected` is missing"),
+        ({"prompt": "p", "chosen": "same", "rejected": "same"}, "identical"),
+    ],
+)
+def test_bad_text_rows_name_their_index(tmp_path, bad_row, message):
+    rows = EXPLICIT[:5] + [bad_row] + EXPLICIT[5:]
+    with pytest.raises(DataError) as caught:
+        load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows)))
+    assert "row 5" in str(caught.value) and message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        ({"prompt": [{"role": "user", "content": "p"}], "chosen": [], "rejected": [{"role": "assistant", "content": "r"}]}, "empty message list"),
+        ({"prompt": [{"role": "user", "content": "p"}], "chosen": [{"role": "robot", "content": "c"}], "rejected": [{"role": "assistant", "content": "r"}]}, "role 'robot'"),
+    ],
+)
+def test_bad_message_rows_name_their_index(tmp_path, bad_row, message):
+    rows = CONVERSATIONAL[:2] + [bad_row]
+    with pytest.raises(DataError) as caught:
+        load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows)))
+    assert "row 2" in str(caught.value) and message in str(caught.value)
+
+
+def test_mixed_formats_in_a_row_are_rejected():
+    from sweeper.data import row_problem
+
+    row = {"prompt": "p", "chosen": [{"role": "assistant", "content": "c"}], "rejected": [{"role": "assistant", "content": "r"}]}
+    assert "mixes plain strings and message lists" in row_problem(row, implicit_prompt=False)
+
+
+@pytest.mark.parametrize("name, content, message", [("empty.jsonl", "", "empty"), ("d.csv", "a,b\n", "unsupported file type")])
+def test_bad_files(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_preference_data(section(tmp_path / name))
+
+
+def test_missing_file_and_unreachable_hub_dataset(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_preference_data(section(tmp_path / "absent.jsonl"))
+    with pytest.raises(DataError, match="local .jsonl"):
+        load_preference_data(section("no-such-owner/no-such-dataset-sweeper-test"))
+
+
+def test_long_prompts_are_dropped_and_counted():
+    import datasets
+
+    tokenizer = build_tokenizer()
+    rows = [
+        {"prompt": "sort the numbers : 1 2 =", "chosen": " 1 2", "rejected": " 2 1"},  # 6 tokens + BOS
+        {"prompt": "sort the numbers : " + " ".join(["3"] * 20) + " =", "chosen": " 3", "rejected": " 4"},
+    ]
+    kept, dropped = drop_long_prompts(datasets.Dataset.from_list(rows), tokenizer, max_length=10)
+    assert dropped == 1 and kept["prompt"] == [rows[0]["prompt"]]
+    # exactly at the limit: the prompt (with BOS) fills max_length and leaves no completion token
+    kept, dropped = drop_long_prompts(datasets.Dataset.from_list(rows[:1]), tokenizer, max_length=7)
+    assert dropped == 1 and len(kept) == 0
+
+
+def test_synthetic_task_is_deterministic_noisy_and_disjoint():
+    task = BuiltinTaskSection(n_train=100, n_eval=50, label_noise=0.2, seed=3)
+    first, again = synthetic_rows(task), synthetic_rows(task)
+    assert first == again
+    assert synthetic_rows(task.model_copy(update={"seed": 4})) != first
+    prompts = lambda rows: {row["prompt"] for row in rows}  # noqa: E731
+    assert not prompts(first["train"]) & prompts(first["validation"])
+
+    def correct(row):
+        items = row["prompt"].split(":")[1].removesuffix("=").split()
+        return row["chosen"].split() == sorted(items, key=int)
+
+    assert sum(not correct(row) for row in first["train"]) == 20  # exactly the flipped pairs
+    assert all(correct(row) for row in first["validation"])
+
+
+def test_builtin_source_loads_through_the_file_loader():
+    data = load_preference_data(DataSection())
+    assert len(data.train) == 192 and len(data.validation) == 128

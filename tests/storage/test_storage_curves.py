@@ -1,0 +1,94 @@
+"""The curves table: written per trial in one transaction, read back by plain SQL, idempotent, per study."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import sqlalchemy
+
+from sweeper.metrics import CurvePoint
+from sweeper.storage import CurveStore, open_storage, resolve_storage_url
+
+EVAL_LOSS_CURVE = """
+    SELECT trial_number, step, value FROM sweeper_curve_points
+    WHERE study_name = :s AND split = 'eval' AND metric = 'loss'
+    ORDER BY trial_number, step
+"""
+
+
+def _points(scale: float = 1.0) -> list[CurvePoint]:
+    return [
+        CurvePoint(step, split, metric, scale * step)
+        for step in (10, 20)
+        for split in ("train", "eval")
+        for metric in ("loss", "rewards/margins")
+    ]
+
+
+@pytest.fixture
+def curves(storage_url):
+    with CurveStore(storage_url) as store:
+        yield store
+
+
+def _plain_sql(storage_url: str, query: str, **parameters) -> list[tuple]:
+    engine = sqlalchemy.create_engine(resolve_storage_url(storage_url))
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(sqlalchemy.text(query), parameters)]
+    finally:
+        engine.dispose()
+
+
+def test_written_points_read_back_with_plain_sql(curves, storage_url, unique_name):
+    assert curves.write(unique_name, 0, _points()) == 8
+    assert _plain_sql(storage_url, EVAL_LOSS_CURVE, s=unique_name) == [(0, 10, 10.0), (0, 20, 20.0)]
+    rows = curves.read(unique_name, 0)
+    assert len(rows) == 8
+    assert rows[0] == {
+        "study_name": unique_name, "trial_number": 0, "split": "eval", "metric": "loss", "step": 10, "value": 10.0
+    }
+
+
+def test_rewriting_a_trial_replaces_its_points(curves, unique_name):
+    curves.write(unique_name, 0, _points())
+    curves.write(unique_name, 1, _points())
+    curves.write(unique_name, 0, _points(scale=2.0))  # the trial ran again
+    trial_0 = curves.read(unique_name, 0)
+    assert len(trial_0) == 8 and {row["value"] for row in trial_0} == {20.0, 40.0}
+    assert len(curves.read(unique_name)) == 16
+    curves.write(unique_name, 0, [])
+    assert curves.read(unique_name, 0) == [] and len(curves.read(unique_name, 1)) == 8
+
+
+def test_two_studies_do_not_mix(curves, unique_name):
+    other = f"{unique_name}-other"
+    curves.write(unique_name, 0, _points())
+    curves.write(other, 0, _points(scale=3.0))
+    assert {row["study_name"] for row in curves.read(unique_name)} == {unique_name}
+    assert curves.delete_study(other) == 8
+    assert curves.read(other) == [] and len(curves.read(unique_name)) == 8
+
+
+def test_non_finite_values_are_stored_as_null_on_every_backend(curves, storage_url, unique_name):
+    points = [CurvePoint(1, "train", "loss", math.nan), CurvePoint(2, "train", "loss", math.inf)]
+    points.append(CurvePoint(3, "train", "loss", 0.5))
+    curves.write(unique_name, 0, points)
+    assert [row["value"] for row in curves.read(unique_name, 0)] == [None, None, 0.5]
+    query = "SELECT step FROM sweeper_curve_points WHERE study_name = :s AND value IS NULL ORDER BY step"
+    assert _plain_sql(storage_url, query, s=unique_name) == [(1,), (2,)]
+
+
+def test_a_repeated_point_keeps_the_later_value(curves, unique_name):
+    # TRL's final evaluation repeats the last periodic one at the same step.
+    curves.write(unique_name, 0, [CurvePoint(20, "eval", "loss", 0.9), CurvePoint(20, "eval", "loss", 0.8)])
+    assert [row["value"] for row in curves.read(unique_name, 0)] == [0.8]
+
+
+def test_curves_live_beside_the_study_opened_by_open_storage(storage_url, unique_name):
+    storage = open_storage(storage_url)
+    with CurveStore(storage_url) as curves:
+        curves.write(unique_name, 0, _points())
+    assert sqlalchemy.inspect(storage.engine).has_table("sweeper_curve_points")
+    storage.engine.dispose()

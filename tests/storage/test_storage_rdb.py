@@ -1,0 +1,84 @@
+"""open_storage: Optuna's tables plus the curves table, and heartbeats that re-queue a dead worker's trial."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from sweeper.storage import CURVES_TABLE, open_storage
+
+
+def test_open_storage_creates_optunas_tables_and_the_curves_table(storage_url):
+    storage = open_storage(storage_url)
+    try:
+        inspector = sqlalchemy.inspect(storage.engine)
+        tables = set(inspector.get_table_names())
+        assert {"studies", "trials", "trial_params", "trial_user_attributes", "trial_heartbeats"} <= tables
+        assert CURVES_TABLE in tables
+        columns = {column["name"] for column in inspector.get_columns(CURVES_TABLE)}
+        assert columns == {"id", "study_name", "trial_number", "step", "split", "metric", "value"}
+        unique = [set(c["column_names"]) for c in inspector.get_unique_constraints(CURVES_TABLE)]
+        assert {"study_name", "trial_number", "split", "metric", "step"} in unique
+        assert any(index["column_names"] == ["study_name"] for index in inspector.get_indexes(CURVES_TABLE))
+    finally:
+        storage.engine.dispose()
+
+
+def test_opening_twice_reuses_the_tables(storage_url, unique_name):
+    first = open_storage(storage_url)
+    optuna.create_study(study_name=unique_name, storage=first)
+    second = open_storage(storage_url)
+    assert optuna.load_study(study_name=unique_name, storage=second).study_name == unique_name
+    first.engine.dispose()
+    second.engine.dispose()
+
+
+def test_engine_options_suit_the_backend(storage_url):
+    storage = open_storage(storage_url)
+    storage.engine.dispose()
+    if storage.engine.dialect.name == "sqlite":
+        assert storage.engine_kwargs["connect_args"]["timeout"] >= 30
+    else:
+        assert storage.engine.dialect.driver == "psycopg2"
+        assert storage.engine_kwargs["pool_pre_ping"] is True
+    assert storage.heartbeat_interval == 30
+    assert isinstance(storage.heartbeat_stale_trial_callback, optuna.storages.RetryHeartbeatStaleTrialCallback)
+
+
+def test_trial_of_a_dead_worker_is_failed_and_requeued_with_its_params(storage_url, unique_name):
+    storage = open_storage(storage_url, heartbeat_interval_s=1, grace_period_s=2)
+    study = optuna.create_study(study_name=unique_name, storage=storage)
+
+    # A worker starts a trial, sends one heartbeat, then dies: nothing heartbeats or tells after this.
+    trial_id = storage.create_new_trial(study._study_id)
+    storage.set_trial_param(trial_id, "learning_rate", 3e-4, FloatDistribution(1e-5, 1e-3, log=True))
+    storage.set_trial_param(trial_id, "lora_r", 16, IntDistribution(4, 64))
+    storage.record_heartbeat(trial_id)
+    dead = storage.get_trial(trial_id)
+    time.sleep(3.2)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+    failed, retry = optuna.load_study(study_name=unique_name, storage=storage).trials
+    assert failed.number == dead.number and failed.state == TrialState.FAIL
+    assert retry.state == TrialState.WAITING
+    assert retry.params == {"learning_rate": 3e-4, "lora_r": 16}
+    assert retry.system_attrs["failed_trial"] == dead.number
+    assert retry.system_attrs["retry_history"] == [dead.number]
+
+    # The next worker that asks runs the retry, with the same parameters.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Optuna: heartbeats are meant for Study.optimize
+        resumed = study.ask()
+    assert resumed.number == retry.number
+    assert resumed.suggest_float("learning_rate", 1e-5, 1e-3, log=True) == pytest.approx(3e-4)
+    study.tell(resumed, 1.0)
+    storage.engine.dispose()
