@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -22,6 +23,8 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     datasets.utils.logging.set_verbosity_error()
+    # the environment variable only counts before datasets is first imported; an embedding process may have done that
+    datasets.disable_progress_bars()
 
 
 def _print_trial(result) -> None:
@@ -62,6 +65,8 @@ def cmd_trial(args: argparse.Namespace) -> int:
         try:
             result = run_trial(config, args.output_dir or scratch)
         except TrialFailure as failure:
+            if isinstance(failure.__cause__, ConfigError):  # bad input (data, model, max_length), not a failed run
+                raise failure.__cause__ from None
             if args.json:
                 print(json.dumps({"state": "FAIL", "failure_reason": failure.reason, "detail": failure.detail}))
             print(f"trial failed: {failure}", file=sys.stderr)
@@ -71,6 +76,248 @@ def cmd_trial(args: argparse.Namespace) -> int:
     else:
         _print_trial(result)
     return 0
+
+
+def _setup_sweep_logging() -> None:
+    import logging
+
+    import optuna
+
+    # one line per failed trial from sweeper; Optuna's own log repeats each with a traceback
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _load_spec(args: argparse.Namespace):
+    from .storage import check_storage_reachable, resolve_storage_url
+    from .study import load_study_spec
+
+    storage = getattr(args, "storage", None)
+    if getattr(args, "storage_env", None):
+        storage = os.environ.get(args.storage_env)
+        if not storage:
+            raise ConfigError(f"--storage-env {args.storage_env}: that environment variable is not set or empty")
+    spec = load_study_spec(args.study, n_trials=getattr(args, "n_trials", None), storage=storage)
+    updates = {"storage": resolve_storage_url(spec.storage)}  # absolute, so every worker opens the same file
+    if args.command not in ("sweep", "worker"):  # these check it writable, with the data, before the study exists
+        check_storage_reachable(updates["storage"], writable=False)
+    if getattr(args, "timeout_s", None) is not None:
+        if args.timeout_s <= 0:  # model_copy skips the study file's own check
+            raise ConfigError(f"--timeout {args.timeout_s:g}: give a positive number of seconds")
+        updates["timeout_s"] = args.timeout_s
+    return spec.model_copy(update=updates)
+
+
+def _heartbeat(args: argparse.Namespace):
+    from .sweep import HeartbeatSettings
+
+    return HeartbeatSettings(interval_s=args.heartbeat_interval, grace_s=args.grace_period)
+
+
+def _print_summary(spec, study_file: str) -> None:
+    import optuna
+
+    from .storage import reading_storage, redact_url
+    from .sweep import read_progress
+
+    study = optuna.load_study(study_name=spec.study_name, storage=reading_storage(spec.storage))
+    progress = read_progress(study, spec.n_trials)
+    print(
+        f"study {spec.study_name}: {progress.done} trials finished ({progress.failed} failed), "
+        f"Pareto front {progress.pareto_size}, storage {redact_url(spec.storage)}\n"
+        f"next: sweeper status {study_file}"
+    )
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    spec = _load_spec(args)
+    _quiet_libraries()
+    _setup_sweep_logging()
+    from .storage import storage_failures_explained
+    from .sweep import check_study_inputs, launch_workers, run_worker
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: give 1 or more worker processes")
+    check_study_inputs(spec)  # storage, data and prompt lengths: fail once here, not in every trial
+    try:
+        with storage_failures_explained(spec.storage):
+            if args.workers > 1:
+                code = launch_workers(args.study, spec, args.workers, _heartbeat(args))
+            else:
+                run_worker(spec, heartbeat=_heartbeat(args))
+                code = 0
+            _print_summary(spec, args.study)
+            _write_hand_off(spec)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the running trial is stored as FAIL (reason: interrupted); run again to resume",
+              file=sys.stderr)
+        return 130
+    return code
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    spec = _load_spec(args)
+    _quiet_libraries()
+    _setup_sweep_logging()
+    from .storage import storage_failures_explained
+    from .sweep import check_study_inputs, run_worker
+
+    check_study_inputs(spec)
+    try:
+        with storage_failures_explained(spec.storage):
+            run_worker(
+                spec, worker_index=args.worker_index, heartbeat=_heartbeat(args), show_progress=not args.no_progress
+            )
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import optuna
+    from rich.console import Console
+    from rich.table import Table
+
+    from .storage import reading_storage, redact_url
+    from .sweep import status_rows
+
+    spec = _load_spec(args)
+    try:
+        study = optuna.load_study(study_name=spec.study_name, storage=reading_storage(spec.storage))
+    except KeyError:
+        raise ConfigError(
+            f"{args.study}: no study {spec.study_name!r} in {redact_url(spec.storage)} yet; run `sweeper sweep {args.study}`"
+        ) from None
+    rows = status_rows(study)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    names = study.metric_names or [f"value {i}" for i in range(len(study.directions))]
+    table = Table(title=f"{spec.study_name} ({redact_url(spec.storage)}); * = Pareto front")
+    for column in ("#", "state", *names, "params", "failure reason"):
+        table.add_column(column)
+    for row in rows:
+        values = [f"{v:.4g}" for v in row["values"]] if row["values"] else ["-"] * len(names)
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
+        table.add_row(f"{row['number']}{'*' if row['pareto'] else ''}", row["state"], *values, params, row["failure_reason"] or "")
+    Console().print(table)
+    return 0
+
+
+def hand_off_folder(storage_url: str, study_name: str) -> Path:
+    """Where a sweep leaves its report and export: beside a SQLite file (runs/default.db -> runs/<study_name>/),
+    else runs/<study_name>/ under the working directory. Shown relative to the working directory when inside it."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(storage_url)
+    base = Path(url.database).parent if url.get_backend_name() == "sqlite" else Path("runs")
+    folder = base.absolute() / study_name
+    return folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
+
+
+def _write_hand_off(spec) -> None:
+    """The sweep's hand-off: the report and the Pareto export, once the study has completed trials."""
+    from .analysis import analyze_study
+    from .export import export_pareto
+    from .report import write_report
+    from .storage import STORAGE_RETRY_S
+
+    # the storage served the sweep a moment ago: a server that is away now is restarting, so wait for it
+    analysis = analyze_study(spec.study_name, spec.storage, storage_retry_s=STORAGE_RETRY_S)
+    if not analysis.completed:
+        return
+    folder = hand_off_folder(spec.storage, spec.study_name)
+    report = write_report(analysis, folder / "report.html")
+    manifest = export_pareto(analysis, folder / "export")
+    print(f"report: {report}\nexport: {folder / 'export'} ({len(manifest.trials)} Pareto-front configs, manifest.yaml)")
+
+
+def _analyze(args: argparse.Namespace, require_completed: bool = True):
+    from .analysis import analyze_study
+
+    spec = _load_spec(args)
+    analysis = analyze_study(spec.study_name, spec.storage)
+    if require_completed and not analysis.completed:
+        raise ConfigError(
+            f"{args.study}: study {spec.study_name!r} has no completed trials yet; run `sweeper sweep {args.study}`"
+        )
+    return analysis
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    analysis = _analyze(args, require_completed=False)
+    if args.json:
+        print(json.dumps(analysis.to_dict(), allow_nan=False))
+    else:
+        from .report import print_analysis
+
+        print_analysis(analysis)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(f"report: {write_report(_analyze(args), args.output)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _quiet_libraries()  # the check through TRL's and PEFT's own config classes imports them
+    from .export import export_pareto
+
+    manifest = export_pareto(_analyze(args), args.output)
+    first = Path(args.output) / manifest.trials[0].file
+    print(f"exported {len(manifest.trials)} Pareto-front configs and manifest.yaml to {args.output}\n"
+          f"re-run one: sweeper trial {first}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from .analysis import load_stored_study
+    from .dashboard import DEFAULT_PORT, dashboard_url, free_port, port_is_free, serve_dashboard
+
+    spec = _load_spec(args)
+    study = load_stored_study(spec.study_name, spec.storage)
+    port = args.port
+    if port is None:
+        port = DEFAULT_PORT if port_is_free(args.host, DEFAULT_PORT) else free_port(args.host)
+    elif port == 0:
+        port = free_port(args.host)
+    elif not port_is_free(args.host, port):
+        raise ConfigError(f"--port {port}: something already listens on {args.host}:{port}; choose another or --port 0")
+    # optuna-dashboard's URLs use the storage's study id, which Optuna keeps in a private attribute
+    print(f"optuna-dashboard: {dashboard_url(args.host, port, study._study_id)} (Ctrl-C stops it)", flush=True)
+    serve_dashboard(spec.storage, args.host, port)
+    return 0
+
+
+def cmd_replicate(args: argparse.Namespace) -> int:
+    spec = _load_spec(args)
+    _quiet_libraries()
+    _setup_sweep_logging()
+    from .replicate import run_replicates
+    from .storage import replicates_study_name
+
+    runs = run_replicates(spec, args.top, args.seeds)
+    for run in runs:
+        values = ", ".join(f"{v:.4g}" for v in run.values) if run.values else "-"
+        print(f"trial {run.source_trial} seed {run.seed}: replicate {run.trial_number} {run.state} [{values}]")
+    print(f"study {replicates_study_name(spec.study_name)}: {len(runs)} replicate run(s); "
+          f"see the seed spread: sweeper analyze {args.study}")
+    return 0 if all(run.state == "COMPLETE" for run in runs) else 1
+
+
+def _add_study_arguments(command: argparse.ArgumentParser, runs_trials: bool = True) -> None:
+    command.add_argument("study", help="a study file, e.g. studies/default.yaml")
+    command.add_argument("--storage", help="storage URL, replacing the study file's (e.g. postgresql://host/db)")
+    if runs_trials:
+        command.add_argument("--n-trials", type=int, help="target number of trials, replacing the study file's")
+        command.add_argument("--timeout", type=float, dest="timeout_s", help="stop starting trials after this many seconds")
+        command.add_argument("--heartbeat-interval", type=int, default=10, help="seconds between worker heartbeats")
+        command.add_argument(
+            "--grace-period", type=int, default=60, help="a trial silent this long is failed and queued again"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +333,58 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--json", action="store_true", help="print one JSON object: final metrics and curves")
     trial.add_argument("--output-dir", help="trainer output folder (default: a temporary folder)")
     trial.set_defaults(handler=cmd_trial)
+
+    sweep = commands.add_parser("sweep", help="run a study to its target number of trials (resumes a stored one)")
+    _add_study_arguments(sweep)
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes, one per GPU where GPUs exist")
+    sweep.set_defaults(handler=cmd_sweep)
+
+    worker = commands.add_parser("worker", help="join a study from this machine (shared storage: postgresql://)")
+    _add_study_arguments(worker)
+    worker.add_argument("--worker-index", type=int, default=0, help="offsets the sampler seed between workers")
+    worker.add_argument("--no-progress", action="store_true", help="do not print the progress line")
+    worker.add_argument(
+        "--storage-env", metavar="VAR",
+        help="read the storage URL from environment variable VAR, which keeps its password out of the process list",
+    )
+    worker.set_defaults(handler=cmd_worker)
+
+    status = commands.add_parser("status", help="table of a study's trials, Pareto front marked")
+    _add_study_arguments(status, runs_trials=False)
+    status.add_argument("--json", action="store_true", help="print the rows as JSON")
+    status.set_defaults(handler=cmd_status)
+
+    analyze = commands.add_parser("analyze", help="fit, importances, effects and claims of a study (storage only)")
+    _add_study_arguments(analyze, runs_trials=False)
+    analyze.add_argument("--json", action="store_true", help="print the whole analysis as one JSON object")
+    analyze.set_defaults(handler=cmd_analyze)
+
+    report = commands.add_parser("report", help="write the analysis as one self-contained HTML file of plotly figures")
+    _add_study_arguments(report, runs_trials=False)
+    report.add_argument("-o", "--output", required=True, help="the HTML file to write, e.g. report.html")
+    report.set_defaults(handler=cmd_report)
+
+    export = commands.add_parser("export", help="write each Pareto-front trial as a config `sweeper trial` re-runs")
+    _add_study_arguments(export, runs_trials=False)
+    export.add_argument("-o", "--output", required=True, help="folder for trial-NNNN.yaml files and the manifest")
+    export.set_defaults(handler=cmd_export)
+
+    dashboard = commands.add_parser("dashboard", help="serve optuna-dashboard on the study's storage")
+    _add_study_arguments(dashboard, runs_trials=False)
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    dashboard.add_argument("--port", type=int, help="port (default 8080, or a free one when 8080 is taken; 0 = any)")
+    dashboard.set_defaults(handler=cmd_dashboard)
+
+    replicate = commands.add_parser("replicate", help="re-run the top Pareto trials with other seeds (noise floor)")
+    _add_study_arguments(replicate, runs_trials=False)
+    replicate.add_argument("--top", type=int, required=True, help="how many Pareto trials, best first objective first")
+    replicate.add_argument("--seeds", type=int, required=True, help="how many other seeds per trial")
+    replicate.set_defaults(handler=cmd_replicate)
     return parser
+
+
+# A full disk, a read-only folder or missing permissions: a person fixes them; the traceback would not help.
+_FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +394,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.errno not in _FULL_OR_READ_ONLY:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror}. Fix: free disk space or make the folder writable, then run the same "
+              "command again", file=sys.stderr)
+        return 1
+    except Exception as error:
+        from .storage import StorageFailure  # late: the storage stack is slow to import, and most runs never fail
+
+        if not isinstance(error, StorageFailure):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

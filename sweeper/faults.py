@@ -3,6 +3,8 @@
 Workers are separate processes, so faults are switched on through the environment they inherit:
 - SWEEPER_FAULT_OOM_ABOVE_MICRO_BATCH=K: a training step whose micro-batch holds more than K pairs raises
   torch.OutOfMemoryError at the point where the batch would be allocated.
+- SWEEPER_FAULT_OOM_WITHOUT_CHECKPOINTING=1: every training step raises torch.OutOfMemoryError unless the model
+  has gradient checkpointing on, at any micro-batch (memory that only recomputing activations can fit).
 - SWEEPER_FAULT_RAISE_IF="orpo.weight_decay=0.0777": a trial whose config has that value raises RuntimeError.
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 from .config import load_yaml_text
 
 OOM_ABOVE_MICRO_BATCH = "SWEEPER_FAULT_OOM_ABOVE_MICRO_BATCH"
+OOM_WITHOUT_CHECKPOINTING = "SWEEPER_FAULT_OOM_WITHOUT_CHECKPOINTING"
 RAISE_IF = "SWEEPER_FAULT_RAISE_IF"
 
 
@@ -24,6 +27,10 @@ class InjectedFault(RuntimeError):
 def oom_micro_batch_limit() -> int | None:
     value = os.environ.get(OOM_ABOVE_MICRO_BATCH)
     return int(value) if value else None
+
+
+def oom_without_gradient_checkpointing() -> bool:
+    return os.environ.get(OOM_WITHOUT_CHECKPOINTING) == "1"
 
 
 def raise_if_requested(config_values: dict[str, Any]) -> None:

@@ -24,6 +24,8 @@ ORPO_METRICS = (
 RUNTIME_METRICS = ("runtime", "samples_per_second", "steps_per_second")
 
 TRAIN, EVAL = "train", "eval"
+# Logged keys that are bookkeeping, not curves.
+NOT_CURVES = {"epoch", "total_flos", "train_loss"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class TrialResult:
     eval_rows: int = 0
     micro_batch_size: int = 0
     gradient_accumulation_steps: int = 0
+    dataset_fingerprint: str = ""  # of the rows as loaded: the same data gives the same fingerprint
     notes: list[str] = field(default_factory=list)
 
     def curve(self, metric: str, split: str = EVAL) -> list[tuple[int, float]]:
@@ -62,6 +65,21 @@ class TrialResult:
         data = dict(data)
         data["curves"] = [CurvePoint(**point) for point in data["curves"]]
         return cls(**data)
+
+
+def split_of_log(logs: dict[str, float]) -> str:
+    """A trainer log is an evaluation's when its keys carry the `eval_` prefix."""
+    return EVAL if any(key.startswith("eval_") for key in logs) else TRAIN
+
+
+def curve_points(step: int, logs: dict[str, float]) -> list[CurvePoint]:
+    """The curve points of one trainer log (what `TrainerCallback.on_log` receives) at optimizer step `step`."""
+    split = split_of_log(logs)
+    return [
+        CurvePoint(step, split, key.removeprefix("eval_") if split == EVAL else key, float(value))
+        for key, value in logs.items()
+        if key not in NOT_CURVES and isinstance(value, (int, float))
+    ]
 
 
 def non_finite(values: dict[str, float]) -> list[str]:

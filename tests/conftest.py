@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("SWEEPER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -70,3 +71,50 @@ def fast_config():
         return load_training_config(REPO_ROOT / "configs" / "tiny.yaml", merged)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def known_study(tmp_path_factory):
+    """A stored two-objective study of known structure, built without training (see tests/_known_study.py).
+    Returns (study_name, storage_url). Shared by the session: tests only read it."""
+    from _known_study import build_known_study  # tests/ is on sys.path: it holds this conftest
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('known') / 'known.db'}"
+    build_known_study(url, "known-structure")
+    return "known-structure", url
+
+
+# Three of the six hyperparameters, so that enqueued trials can name every parameter.
+FAST_SPACE = {
+    "orpo.learning_rate": {"log_uniform": [1.0e-4, 1.0e-2]},
+    "orpo.per_device_train_batch_size": {"choice": [2, 4, 8]},
+    "orpo.weight_decay": {"uniform": [0.0, 0.1]},
+}
+
+
+@pytest.fixture
+def write_fast_study(tmp_path: Path, unique_name: str, fast_config):
+    """`write_fast_study(n_trials=3, storage=None, training={...dotted...}, **study_fields) -> Path` of a study file
+    whose trials take a few seconds each. Storage defaults to a SQLite file in tmp_path."""
+
+    def write(n_trials: int = 3, storage: str | None = None, training: dict | None = None, **study_fields) -> Path:
+        base = fast_config(**{key.replace(".", "__"): value for key, value in (training or {}).items()})
+        (tmp_path / "base.yaml").write_text(yaml.safe_dump(base.model_dump(mode="json"), sort_keys=False))
+        study = {
+            "study_name": unique_name,
+            "base_config": "base.yaml",
+            "space": FAST_SPACE,
+            "objectives": [
+                {"name": "eval_nll_loss", "direction": "minimize"},
+                {"name": "eval_logp_margin", "direction": "maximize"},
+            ],
+            "sampler": {"name": "tpe", "seed": 0},
+            "n_trials": n_trials,
+            "storage": storage or f"sqlite:///{tmp_path / 'study.db'}",
+            **study_fields,
+        }
+        path = tmp_path / "study.yaml"
+        path.write_text(yaml.safe_dump(study, sort_keys=False))
+        return path
+
+    return write

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ._errors import ConfigError
-from ._yaml import describe_validation_error, load_yaml_text, read_yaml_mapping
+from ._yaml import describe_validation_error, describe_yaml_error, load_yaml_text, read_yaml_mapping
 
 BUILTIN_MODEL = "builtin:tiny-llama"
 BUILTIN_TASK = "builtin:sort-preference"
@@ -32,7 +32,7 @@ class ModelSection(_Strict):
         "auto", description="Weights dtype; `auto` = bfloat16 on a CUDA device that supports it, else float32."
     )
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = Field(
-        None, description="Attention kernel; None lets transformers choose (SDPA where available)."
+        None, description="Attention kernel; None = transformers' default: SDPA, or eager where a model lacks it."
     )
     trust_remote_code: bool = Field(False, description="Allow a hub model's own Python code. Off: it runs code.")
 
@@ -125,13 +125,31 @@ class LoraSection(_Strict):
         return value
 
 
+class ComputeSection(_Strict):
+    """How the loss is computed, not what it is: a switch here changes memory and speed, never the metrics."""
+
+    lean_orpo_forward: bool = Field(
+        False,
+        description="Compute ORPO's log-probs from the last hidden state in chunks instead of TRL's full-vocabulary "
+        "logits (same metrics, within float rounding). Saves the most memory for large vocabularies (Qwen: 152k); "
+        "costs one extra output-layer pass on backward. Decoder-only models whose forward takes `logits_to_keep`.",
+    )
+    logit_chunk_tokens: int = Field(
+        1024,
+        gt=0,
+        description="Tokens per chunk of the lean forward; a chunk's float32 logits take this x vocab x 4 bytes "
+        "(1024 x 152k = 0.6 GB), held a few times over while reduced. Smaller saves memory, larger is fewer kernels.",
+    )
+
+
 class TrainingConfig(_Strict):
-    """One ORPO + LoRA training run: model, data, ORPO/training arguments, LoRA, seed."""
+    """One ORPO + LoRA training run: model, data, ORPO/training arguments, LoRA, compute options, seed."""
 
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection = Field(default_factory=DataSection)
     orpo: OrpoSection = Field(default_factory=OrpoSection)
     lora: LoraSection = Field(default_factory=LoraSection)
+    compute: ComputeSection = Field(default_factory=ComputeSection)
     seed: int = Field(0, description="Seeds adapters, data order and dropout: same config + seed = same metrics.")
 
     @property
@@ -148,7 +166,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         value = load_yaml_text(raw)
     except yaml.YAMLError as error:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML: {error}") from None
+        raise ConfigError(f"--set {text!r}: the value is {describe_yaml_error(error)}, or quote it") from None
     return key.strip(), value
 
 

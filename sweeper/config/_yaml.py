@@ -43,12 +43,27 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
         # a safe loader never constructs Python objects: a config file cannot execute code
         data = load_yaml_text(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        raise ConfigError(f"{path}: {describe_yaml_error(error)}") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty. It needs a YAML mapping at the top level.")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values, got {type(data).__name__}.")
     return data
+
+
+def describe_yaml_error(error: yaml.YAMLError) -> str:
+    """Where and what, in one line; a Python-object tag gets its own explanation, since it is refused on purpose."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+    problem = getattr(error, "problem", None) or " ".join(str(error).split())
+    tag = re.search(r"tag:yaml\.org,2002:(python/\S+?)'?$", problem)
+    if isinstance(error, yaml.constructor.ConstructorError) and tag:
+        return (
+            f"{where}the tag !!{tag.group(1)} asks to build a Python object, which is refused: study and config "
+            "files are read as plain data (safe YAML) and never run code. Fix: remove the tag and write the value"
+        )
+    context = getattr(error, "context", None)
+    return f"not valid YAML, {where}{problem}{f' ({context})' if context else ''}. Fix the syntax at that spot"
 
 
 def describe_validation_error(source: str, error: ValidationError) -> str:
@@ -59,6 +74,8 @@ def describe_validation_error(source: str, error: ValidationError) -> str:
         message = problem["msg"]
         if problem["type"] == "extra_forbidden":
             message = "unknown key; check its spelling against the schema in README.md"
+        elif problem["type"] == "model_type":
+            message = f"is a section: write its fields under it as a mapping, e.g. {location}: {{...}}"
         value = problem.get("input")
         shown = "" if problem["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"{source}: {location}: {message}{shown}")

@@ -7,8 +7,11 @@ Every row is checked here, once, so training never meets a malformed row.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,12 +50,16 @@ def _load_split(section: DataSection, split: str) -> Any:
             raise DataError(f"data.source: {source}: no such file. Give a .jsonl, .json or .parquet file.")
         if path.suffix not in LOCAL_FORMATS:
             raise DataError(f"data.source: {source}: unsupported file type {path.suffix!r}; use .jsonl, .json or .parquet")
-        if path.stat().st_size == 0:
+        if _is_blank(path):
             raise DataError(f"data.source: {source}: the file is empty; it needs one preference pair per row")
         try:
-            return datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
+            with _parser_log_silenced():
+                return datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
         except Exception as error:  # pyarrow/json parse errors carry the detail we pass on
-            raise DataError(f"data.source: {source}: could not be read as {path.suffix}: {error}") from None
+            raise DataError(
+                f"data.source: {source}: could not be read as {path.suffix}: {_unreadable_detail(path, error)}. "
+                "Fix: correct the file there (.jsonl holds one JSON object per line)"
+            ) from None
     try:
         return datasets.load_dataset(source, split=split)
     except Exception as error:
@@ -61,6 +68,40 @@ def _load_split(section: DataSection, split: str) -> Any:
             f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
             "Without network access, point data.source at a local .jsonl/.json/.parquet file."
         ) from None
+
+
+def _is_blank(path: Path) -> bool:
+    # a file of blank lines reads as "no data" deep inside datasets; say so plainly instead
+    size = path.stat().st_size
+    return size == 0 or (size < 65536 and not path.read_bytes().strip())
+
+
+@contextlib.contextmanager
+def _parser_log_silenced() -> Iterator[None]:
+    """datasets logs a parse error before raising it; the DataError raised from it says the same, once."""
+    parser_log = logging.getLogger("datasets.packaged_modules.json.json")
+    level = parser_log.level
+    parser_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        parser_log.setLevel(level)
+
+
+def _unreadable_detail(path: Path, error: Exception) -> str:
+    """The first line of a JSON Lines file that does not parse, else the innermost error's message."""
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    json.loads(line.strip())
+                except json.JSONDecodeError as decode_error:
+                    return f"line {number} is not valid JSON ({decode_error.msg} at column {decode_error.colno})"
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _rename_columns(dataset: Any, section: DataSection) -> Any:
@@ -125,7 +166,9 @@ def _validate_rows(dataset: Any, source: str, implicit_prompt: bool) -> None:
     for index, row in enumerate(dataset):
         problem = row_problem(row, implicit_prompt)
         if problem:
-            raise DataError(f"data.source: {source}: row {index}: {problem}")
+            raise DataError(
+                f"data.source: {source}: row {index} (counting from 0): {problem}. Fix: correct or remove that row"
+            )
 
 
 def _fingerprint(*datasets_: Any) -> str:
@@ -148,7 +191,10 @@ def load_preference_data(section: DataSection) -> PreferenceData:
         _validate_rows(validation, f"{section.source} [{eval_split}]", implicit_prompt)
     else:
         if len(train) < 2:
-            raise DataError(f"data.source: {section.source}: {len(train)} row(s) cannot be split into train and validation")
+            raise DataError(
+                f"data.source: {section.source}: {len(train)} row(s) cannot be split into train and validation. "
+                "Fix: add rows, or name a validation split with data.eval_split"
+            )
         parts = train.train_test_split(test_size=section.validation_fraction, seed=section.split_seed, shuffle=True)
         train, validation = parts["train"], parts["test"]
     if section.max_train_rows:

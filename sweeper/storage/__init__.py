@@ -1,25 +1,40 @@
 """Storage: Optuna's tables and the curves table in one SQLite file or PostgreSQL database.
 
-`open_storage` gives the `RDBStorage` a study runs on (heartbeats on, dead workers' trials re-queued);
+`open_storage` gives the `RDBStorage` a study runs on (heartbeats on, dead workers' trials re-queued), and
+`reading_storage` one for reading a stored study;
 `CurveStore` holds every logged curve point; `record_trial_result` puts a trial's outcome into user attributes.
 """
 
 from ._curves import CURVES_TABLE, CurvePointRow, CurveStore, create_curves_table
-from ._rdb import open_storage
+from ._rdb import beating_trials, open_storage, reading_storage
+from ._slot_lock import TrialSlotLock
 from ._record import config_hash, library_versions, record_failure, record_trial_result
+from ._replicates import REPLICATE_OF, REPLICATE_SEED, REPLICATES_SUFFIX, replicates_study_name
+from ._retry import STORAGE_RETRY_S, StorageFailure, call_with_retries, storage_failures_explained
 from ._url import check_storage_reachable, redact_url, resolve_storage_url
 
 __all__ = [
+    "TrialSlotLock",
     "CURVES_TABLE",
     "CurvePointRow",
     "CurveStore",
+    "STORAGE_RETRY_S",
+    "StorageFailure",
+    "REPLICATES_SUFFIX",
+    "REPLICATE_OF",
+    "REPLICATE_SEED",
+    "beating_trials",
+    "call_with_retries",
     "check_storage_reachable",
     "config_hash",
     "create_curves_table",
     "library_versions",
     "open_storage",
+    "reading_storage",
     "record_failure",
     "record_trial_result",
     "redact_url",
+    "replicates_study_name",
     "resolve_storage_url",
+    "storage_failures_explained",
 ]

@@ -17,11 +17,12 @@ import math
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import CheckConstraint, Double, String, UniqueConstraint, delete, insert, select
+from sqlalchemy import CheckConstraint, Double, String, UniqueConstraint, delete, insert, select, tuple_
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sweeper.metrics import CurvePoint
 
+from ._retry import call_with_retries
 from ._url import engine_options, resolve_storage_url
 
 CURVES_TABLE = "sweeper_curve_points"
@@ -63,7 +64,7 @@ class CurveStore:
     """Reads and writes the curve points of a study's trials. `url` is any storage URL `open_storage` accepts."""
 
     def __init__(self, url: str) -> None:
-        resolved = resolve_storage_url(url)
+        resolved = self._url = resolve_storage_url(url)
         self._engine = sqlalchemy.create_engine(resolved, **engine_options(resolved))
         create_curves_table(self._engine)
 
@@ -73,39 +74,60 @@ class CurveStore:
         Re-running a trial never doubles its curve. Where the same (split, metric, step) appears twice, the later
         point wins: TRL's final evaluation repeats the last periodic one at the same step.
         """
-        latest: dict[tuple[str, str, int], CurvePoint] = {}
-        for point in points:
-            latest[(point.split, point.metric, point.step)] = point
-        rows = [
-            {
-                "study_name": study_name,
-                "trial_number": trial_number,
-                "step": point.step,
-                "split": point.split,
-                "metric": point.metric,
-                "value": _finite_or_none(point.value),
-            }
-            for point in latest.values()
-        ]
-        with self._engine.begin() as connection:
-            connection.execute(delete(CurvePointRow).where(*self._trial_filter(study_name, trial_number)))
-            if rows:
-                connection.execute(insert(CurvePointRow), rows)
+        rows = _rows(study_name, trial_number, points)
+
+        def replace_points() -> None:  # one transaction: a retry after a dropped connection starts over
+            with self._engine.begin() as connection:
+                connection.execute(delete(CurvePointRow).where(*self._trial_filter(study_name, trial_number)))
+                if rows:
+                    connection.execute(insert(CurvePointRow), rows)
+
+        call_with_retries(self._url, f"writing the curves of trial {trial_number}", replace_points)
         return len(rows)
 
-    def read(self, study_name: str, trial_number: int | None = None) -> list[dict[str, Any]]:
-        """Rows as dicts (study_name, trial_number, split, metric, step, value), ordered by trial, split, metric, step.
+    def add(self, study_name: str, trial_number: int, points: list[CurvePoint]) -> int:
+        """Add points to a trial's curve while it trains, in one transaction; a point already stored at the same
+        (split, metric, step) is replaced. `write` at the end of the trial still replaces the whole curve."""
+        rows = _rows(study_name, trial_number, points)
+        if not rows:
+            return 0
+        keys = [(row["split"], row["metric"], row["step"]) for row in rows]
+        columns = CurvePointRow.__table__.c
+
+        def add_points() -> None:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    delete(CurvePointRow).where(
+                        *self._trial_filter(study_name, trial_number),
+                        tuple_(columns.split, columns.metric, columns.step).in_(keys),
+                    )
+                )
+                connection.execute(insert(CurvePointRow), rows)
+
+        call_with_retries(self._url, f"adding to the curves of trial {trial_number}", add_points)
+        return len(rows)
+
+    def read(self, study_name: str, trial_number: int | None = None, split: str | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts (study_name, trial_number, split, metric, step, value), ordered by trial, split, metric, step;
+        only one split's with `split` ('train' or 'eval').
 
         No pandas here: `pandas.DataFrame(rows)` where a frame is wanted.
         """
         columns = CurvePointRow.__table__.c
+        conditions = self._trial_filter(study_name, trial_number)
+        if split is not None:
+            conditions.append(columns.split == split)
         query = (
             select(columns.study_name, columns.trial_number, columns.split, columns.metric, columns.step, columns.value)
-            .where(*self._trial_filter(study_name, trial_number))
+            .where(*conditions)
             .order_by(columns.trial_number, columns.split, columns.metric, columns.step)
         )
-        with self._engine.connect() as connection:
-            return [dict(row) for row in connection.execute(query).mappings()]
+
+        def read_rows() -> list[dict[str, Any]]:
+            with self._engine.connect() as connection:
+                return [dict(row) for row in connection.execute(query).mappings()]
+
+        return call_with_retries(self._url, f"reading the curves of {study_name}", read_rows)
 
     def delete_study(self, study_name: str) -> int:
         """Delete every point of the study; returns how many rows went."""
@@ -127,6 +149,25 @@ class CurveStore:
         if trial_number is not None:
             conditions.append(CurvePointRow.trial_number == trial_number)
         return conditions
+
+
+def _rows(study_name: str, trial_number: int, points: list[CurvePoint]) -> list[dict[str, Any]]:
+    # Where the same (split, metric, step) appears twice the later point wins: TRL's final evaluation repeats the
+    # last periodic one at the same step.
+    latest: dict[tuple[str, str, int], CurvePoint] = {}
+    for point in points:
+        latest[(point.split, point.metric, point.step)] = point
+    return [
+        {
+            "study_name": study_name,
+            "trial_number": trial_number,
+            "step": point.step,
+            "split": point.split,
+            "metric": point.metric,
+            "value": _finite_or_none(point.value),
+        }
+        for point in latest.values()
+    ]
 
 
 def _finite_or_none(value: float) -> float | None:

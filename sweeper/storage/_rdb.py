@@ -5,10 +5,13 @@ from __future__ import annotations
 import warnings
 
 import optuna
+import sqlalchemy
+from optuna.trial import TrialState
 
 from sweeper.config import ConfigError
 
 from ._curves import create_curves_table
+from ._retry import RetryingRDBStorage, call_with_retries
 from ._url import check_storage_reachable, engine_options, resolve_storage_url
 
 
@@ -23,6 +26,8 @@ def open_storage(
     A running trial whose heartbeat is older than `grace_period_s` (default: twice the interval) is failed the next
     time any worker asks for a trial, and a copy with the same parameters is queued as WAITING, at most `max_retry`
     times per original trial. `heartbeat_interval_s=None` turns heartbeats off.
+
+    Every storage call rides through a database restart: see `_retry.py`.
 
     Heartbeats are sent only while `Study.optimize` runs the objective; with `Study.ask`/`Study.tell` no heartbeat
     is ever recorded and such trials are never found stale.
@@ -42,9 +47,41 @@ def open_storage(
                 # `failed_trial_callback` the deprecated argument name (Optuna 4.9+).
                 "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry),
             }
-        storage = optuna.storages.RDBStorage(resolved, engine_kwargs=engine_options(resolved), **heartbeat_settings)
+        storage = RetryingRDBStorage(resolved, engine_kwargs=engine_options(resolved), **heartbeat_settings)
     create_curves_table(storage.engine)
     return storage
+
+
+def reading_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage at `url` for reading a study (analysis, report, status), riding through a database restart,
+    the connection and schema check it opens with included."""
+    resolved = resolve_storage_url(url)
+    return call_with_retries(
+        resolved,
+        "opening the storage",
+        lambda: RetryingRDBStorage(resolved, engine_kwargs=engine_options(resolved)),
+    )
+
+
+def beating_trials(study: optuna.Study) -> list[int]:
+    """Numbers of the study's RUNNING trials that have sent a heartbeat, so will be found stale if their worker dies.
+    A RUNNING trial that never beat (asked outside `optimize`, or its worker died before the first beat) is left out:
+    waiting for it would never end."""
+    running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if not running:
+        return []
+    query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+        sqlalchemy.bindparam("ids", expanding=True)
+    )
+
+    rdb = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDBStorage in a cache
+
+    def read_beating_ids() -> list[int]:
+        with rdb.engine.connect() as connection:
+            return list(connection.execute(query, {"ids": list(running)}).scalars())
+
+    beating = call_with_retries(rdb.url, "reading heartbeats", read_beating_ids)
+    return sorted(running[trial_id] for trial_id in beating)
 
 
 def _check_heartbeat_settings(heartbeat_interval_s: int | None, grace_period_s: int | None, max_retry: int) -> None:

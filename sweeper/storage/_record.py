@@ -51,6 +51,7 @@ def record_trial_result(
         global_steps=result.global_steps,
         runtime_s=_json_number(result.runtime_s),
         dropped_long_prompts=result.dropped_long_prompts,
+        dataset_fingerprint=result.dataset_fingerprint or None,
         config_hash=config_hash,
         library_versions=dict(library_versions),
     )

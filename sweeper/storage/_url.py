@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -71,34 +73,78 @@ def _resolve_sqlite(parsed: URL) -> str:
     return parsed.set(database=str(path)).render_as_string(hide_password=False)
 
 
+class _WriteAheadLogConnection(sqlite3.Connection):
+    """SQLite in write-ahead-log mode, synced at checkpoints instead of at every commit: a trial's ~50 small commits
+    (Optuna writes each user attribute in its own) take about 1 ms each instead of about 20. A crashed process loses
+    nothing it committed; a power cut may lose the last commits but never corrupts the file. Readers and the writer
+    no longer block each other. Where the mode cannot be set (a read-only folder), SQLite's default mode stays."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        try:
+            self.execute("PRAGMA journal_mode=WAL")
+            self.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError:  # read-only, or not a database: the first real query reports it
+            pass
+
+
 def engine_options(url: str) -> dict[str, Any]:
     """`create_engine` keyword arguments for a resolved URL, shared by Optuna's storage and the curves table."""
     if make_url(url).get_backend_name() == "sqlite":
-        return {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S}}
+        return {"connect_args": {"timeout": SQLITE_LOCK_TIMEOUT_S, "factory": _WriteAheadLogConnection}}
     # pool_pre_ping replaces connections a server restart has closed, so long sweeps ride through it.
     return {"pool_pre_ping": True, "connect_args": {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}}
 
 
-def check_storage_reachable(url: str, timeout_s: int = 5) -> None:
-    """Connect once; an unreachable host, a refused login or a missing database becomes a `ConfigError`."""
+def check_storage_reachable(url: str, timeout_s: int = 5, writable: bool = True, retry_s: float = 0.0) -> None:
+    """Connect once; an unreachable host, a refused login, a missing database, a file that is no SQLite database,
+    with `writable` a read-only SQLite location, without it a missing SQLite file, becomes a `ConfigError`.
+
+    With `retry_s`, a lost connection or a lock is retried that long first (see `_retry.py`): for callers that know
+    the storage worked a moment ago, such as a sweep's closing report, where an outage is a restart, not a typo."""
     resolved = resolve_storage_url(url)
     options = engine_options(resolved)
-    if make_url(resolved).get_backend_name() == "postgresql":
+    is_sqlite = make_url(resolved).get_backend_name() == "sqlite"
+    if is_sqlite and writable:
+        _check_sqlite_writable(resolved)
+    elif is_sqlite and not Path(make_url(resolved).database).exists():  # reading would create an empty database
+        raise ConfigError(
+            f"storage {redact_url(resolved)!r}: no such file. Fix: check the path, or run `sweeper sweep` to create it"
+        )
+    if not is_sqlite:
         options["connect_args"] = {"connect_timeout": timeout_s}
     engine = sqlalchemy.create_engine(resolved, **options)
-    try:
+
+    def connect() -> None:
         with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("select 1"))
+            # `select 1` never reads an SQLite file; the schema version is in its header
+            connection.execute(sqlalchemy.text("pragma schema_version" if is_sqlite else "select 1"))
+
+    from ._retry import call_with_retries  # late: _retry builds on this module
+
+    try:
+        call_with_retries(resolved, "connecting", connect, retry_s=retry_s)
     except sqlalchemy.exc.DBAPIError as error:
         raise ConfigError(
-            f"cannot open storage {redact_url(resolved)!r}: {_driver_message(error, resolved)}. "
+            f"cannot open storage {redact_url(resolved)!r}: {driver_message(error, resolved)}. "
             f"{_hint(resolved)}"
         ) from None
     finally:
         engine.dispose()
 
 
-def _driver_message(error: sqlalchemy.exc.DBAPIError, url: str) -> str:
+def _check_sqlite_writable(url: str) -> None:
+    # os.access sees a read-only file system even for root, who ignores file modes (and then can write anyway)
+    path = Path(make_url(url).database)
+    for target in ([path] if path.exists() else []) + [path.parent]:
+        if not os.access(target, os.W_OK):
+            raise ConfigError(
+                f"storage {redact_url(url)!r}: {target} is not writable, so no trial could be stored. "
+                "Fix: make it writable, or choose another location, e.g. --storage sqlite:///runs/study.db"
+            )
+
+
+def driver_message(error: sqlalchemy.exc.DBAPIError, url: str) -> str:
     message = " ".join(str(error.orig).split())
     password = make_url(url).password
     # Drivers do not echo passwords today; this keeps it true if one ever does.

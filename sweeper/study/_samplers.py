@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
 # Options a YAML file can set, per sampler, with their types. Callables (gamma, mutation, constraints_func, ...)
 # cannot be written in YAML, and the TPE arguments Optuna deprecated in 4.9 are left out on purpose.
@@ -43,11 +43,86 @@ class SamplerSpec(BaseModel):
 
 
 class PrunerSpec(BaseModel):
-    """Only `none` for now: pruning a multi-objective study needs a rule for which objective to watch."""
+    """`none`, or `dominated`: multi-objective pruning in the spirit of MO-ASHA (Schmucker et al. 2021).
+
+    Optuna refuses `Trial.report` in multi-objective studies, so sweeper prunes from the evaluations it stores: at
+    each rung a trial computes the study's objectives from its evaluation there and compares that vector with the
+    vectors the other trials (complete, pruned or running; not failed) had at the same rung. Once at least
+    `min_peers` of them have reached the rung, the trial stops when at least `dominated_fraction` of them (and at
+    least one) dominate it: as good in every objective and better in one. It is stored as PRUNED with its curve and
+    the reason. Example: `pruner: {name: dominated, rungs: [0.25, 0.5], min_peers: 4, dominated_fraction: 0.5}`.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["none"] = "none"
+    name: Literal["none", "dominated"] = Field("none", description="none: every trial runs its whole schedule.")
+    rungs: list[StrictFloat | StrictInt] | None = Field(
+        None,
+        description="Where trials are compared: fractions of each trial's own schedule (0 < f < 1, e.g. 0.25 = a "
+        "quarter of its optimizer steps) or absolute optimizer steps (whole numbers >= 1), not mixed. A rung is "
+        "checked at the first evaluation at or after it, so eval_steps sets how early a rung can act.",
+    )
+    min_peers: StrictInt | None = Field(
+        None, description="Trials that must have reached a rung before it prunes anything (default 4)."
+    )
+    dominated_fraction: float | None = Field(
+        None, description="Share of those trials that must dominate a trial to stop it, in (0, 1] (default 0.5)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PrunerSpec:
+        options = {"rungs": self.rungs, "min_peers": self.min_peers, "dominated_fraction": self.dominated_fraction}
+        if self.name == "none":
+            given = [name for name, value in options.items() if value is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: only the dominated pruner takes {'these' if len(given) > 1 else 'this'}. "
+                    "Fix: set name: dominated, or remove them"
+                )
+            return self
+        self.rungs = _checked_rungs(self.rungs)
+        self.min_peers = DEFAULT_MIN_PEERS if self.min_peers is None else self.min_peers
+        self.dominated_fraction = DEFAULT_DOMINATED_FRACTION if self.dominated_fraction is None else self.dominated_fraction
+        if self.min_peers < 1:
+            raise ValueError(f"min_peers: {self.min_peers!r} must be a whole number >= 1, e.g. 4")
+        if not 0 < self.dominated_fraction <= 1:
+            raise ValueError(
+                f"dominated_fraction: {self.dominated_fraction!r} must be above 0 and at most 1, e.g. 0.5 = stop a "
+                "trial that half of its peers dominate"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.name != "none"
+
+
+DEFAULT_MIN_PEERS = 4
+DEFAULT_DOMINATED_FRACTION = 0.5
+
+
+def _checked_rungs(rungs: list[float | int] | None) -> list[float | int]:
+    if not rungs:
+        raise ValueError(
+            "rungs: the dominated pruner needs at least one rung. Fix: e.g. rungs: [0.25, 0.5] (fractions of each "
+            "trial's schedule) or rungs: [20, 40] (optimizer steps)"
+        )
+    for rung in rungs:
+        if isinstance(rung, float) and not 0 < rung < 1:
+            raise ValueError(
+                f"rungs: {rung!r}: a fraction of the schedule must lie strictly between 0 and 1, and a step count "
+                "must be a whole number >= 1 (written without a decimal point). Fix: e.g. 0.5 or 20"
+            )
+        if isinstance(rung, int) and rung < 1:
+            raise ValueError(f"rungs: {rung!r}: a step count must be >= 1. Fix: e.g. rungs: [20, 40]")
+    if len({type(rung) for rung in rungs}) > 1:
+        raise ValueError(
+            f"rungs: {rungs!r} mixes fractions of the schedule and step counts, which trials of different lengths "
+            "would order differently. Fix: use only fractions (e.g. [0.25, 0.5]) or only steps (e.g. [20, 40])"
+        )
+    if len(set(rungs)) != len(rungs):
+        raise ValueError(f"rungs: {rungs!r} lists a rung twice. Fix: list each rung once")
+    return sorted(rungs)
 
 
 def check_sampler_options(name: str, options: dict[str, Any]) -> None:
@@ -103,4 +178,6 @@ def build_sampler(spec: SamplerSpec, n_objectives: int, *, seed_offset: int = 0)
 
 
 def build_pruner(spec: PrunerSpec) -> optuna.pruners.BasePruner:
+    """Optuna's own pruners watch one reported value, which multi-objective studies refuse: Optuna's pruner stays a
+    no-op and the dominated pruner runs beside the trainer (sweeper/sweep/_intermediate.py)."""
     return optuna.pruners.NopPruner()

@@ -1,5 +1,23 @@
 """Trial: runs one training config with out-of-memory retry and turns every failure into a stored reason."""
 
-from ._run import INTERRUPTED, NON_FINITE_LOSS, OUT_OF_MEMORY, TrialFailure, halved_micro_batch, run_trial
+from ._run import (
+    INTERRUPTED,
+    NON_FINITE_LOSS,
+    OUT_OF_MEMORY,
+    TrialFailure,
+    halved_micro_batch,
+    memory_fallbacks,
+    run_trial,
+    with_gradient_checkpointing,
+)
 
-__all__ = ["INTERRUPTED", "NON_FINITE_LOSS", "OUT_OF_MEMORY", "TrialFailure", "halved_micro_batch", "run_trial"]
+__all__ = [
+    "INTERRUPTED",
+    "NON_FINITE_LOSS",
+    "OUT_OF_MEMORY",
+    "TrialFailure",
+    "halved_micro_batch",
+    "memory_fallbacks",
+    "run_trial",
+    "with_gradient_checkpointing",
+]

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import ConfigError, TrainingConfig
 from ..faults import raise_if_requested
 from ..metrics import TrialResult
-from ..training import NonFiniteLossError, is_out_of_memory, release_memory, run_orpo
+from ..training import NonFiniteLossError, TrialReuse, is_out_of_memory, release_memory, run_orpo
 
 log = logging.getLogger(__name__)
 
@@ -37,31 +37,59 @@ def halved_micro_batch(config: TrainingConfig) -> TrainingConfig | None:
     return updated
 
 
-def run_trial(config: TrainingConfig, output_dir: str | Path) -> TrialResult:
-    """Train once; on out-of-memory retry once at half the micro-batch and twice the accumulation."""
+def with_gradient_checkpointing(config: TrainingConfig) -> TrainingConfig | None:
+    """Same run, recomputing activations on backward instead of storing them; None when it is already on."""
+    if config.orpo.gradient_checkpointing:
+        return None
+    updated = config.model_copy(deep=True)
+    updated.orpo.gradient_checkpointing = True
+    return updated
+
+
+def memory_fallbacks(config: TrainingConfig) -> list[tuple[TrainingConfig, str]]:
+    """What to try, in order, after running out of memory, each with what it changes: half the micro-batch (same
+    effective batch, only slower), then gradient checkpointing as well (one more forward pass per step)."""
+    fallbacks = []
+    smaller = halved_micro_batch(config)
+    if smaller is not None:
+        orpo = smaller.orpo
+        fallbacks.append((smaller, f"at {orpo.per_device_train_batch_size} x {orpo.gradient_accumulation_steps}"))
+    checkpointed = with_gradient_checkpointing(smaller or config)
+    if checkpointed is not None:
+        fallbacks.append((checkpointed, "with gradient checkpointing"))
+    return fallbacks
+
+
+def run_trial(
+    config: TrainingConfig,
+    output_dir: str | Path,
+    reuse: TrialReuse | None = None,
+    callbacks: list | None = None,
+) -> TrialResult:
+    """Train once; on out-of-memory retry at half the micro-batch and twice the accumulation, then, still out of
+    memory (or with a micro-batch of 1), once more with gradient checkpointing. Each retry leaves a note.
+
+    `reuse` (one per worker) shares the base model and tokenized data between trials; `callbacks` are transformers
+    TrainerCallbacks handed to every attempt."""
     try:
         raise_if_requested(config.model_dump(mode="json"))
-        try:
-            return run_orpo(config, output_dir)
-        except Exception as error:
-            if not is_out_of_memory(error):
+        attempts = [(config, ""), *memory_fallbacks(config)]
+        notes = []
+        for number, (attempt, change) in enumerate(attempts):
+            if number:
+                failed_at = attempts[number - 1][0].orpo.per_device_train_batch_size
+                log.warning("out of memory at micro-batch %d; retrying %s", failed_at, change)
+                notes.append(f"out of memory at micro-batch {failed_at}; ran {change}")
+                release_memory()
+            try:
+                result = run_orpo(attempt, output_dir, callbacks=callbacks, reuse=reuse)
+            except Exception as error:
+                if is_out_of_memory(error) and number + 1 < len(attempts):
+                    continue
                 raise
-            smaller = halved_micro_batch(config)
-            if smaller is None:
-                raise
-            log.warning(
-                "out of memory at micro-batch %d; retrying at %d x %d accumulation",
-                config.orpo.per_device_train_batch_size,
-                smaller.orpo.per_device_train_batch_size,
-                smaller.orpo.gradient_accumulation_steps,
-            )
-            release_memory()
-            result = run_orpo(smaller, output_dir)
-            result.notes.append(
-                f"out of memory at micro-batch {config.orpo.per_device_train_batch_size}; "
-                f"ran at {smaller.orpo.per_device_train_batch_size} x {smaller.orpo.gradient_accumulation_steps}"
-            )
+            result.notes.extend(notes)
             return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
     except NonFiniteLossError as error:
         raise TrialFailure(NON_FINITE_LOSS, f"at {error.where}") from error
     except ConfigError as error:

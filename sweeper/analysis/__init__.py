@@ -1,0 +1,72 @@
+"""Analysis: reads only storage (Optuna's tables and the curves table) and returns plain data.
+
+`analyze_study(study_name, storage)` -> `StudyAnalysis`: per-trial fit (beta-free losses, generalization gap,
+validation rise after its minimum, underfit / balanced / overfit), importances per objective and for the gap,
+rank correlations with bootstrap CIs, the seed notes' claims with verdicts, and the seed-to-seed spread of
+replicates. The report and the export render or write this data; they never read storage themselves.
+"""
+
+from ._analyze import analyze_study, load_stored_study
+from ._claims import CLAIMS, Claim
+from ._correlation import spearman_with_ci
+from ._data import (
+    BALANCED,
+    CONTRADICTED,
+    EFFECTIVE_BATCH_SIZE,
+    EVAL_LOSS,
+    GAP,
+    INCONCLUSIVE,
+    LOSS_FORM,
+    OVERFIT,
+    SUPPORTED,
+    TRAIN_LOSS,
+    UNDERFIT,
+    ClaimVerdict,
+    Correlation,
+    CurveSeries,
+    FitRule,
+    HypervolumeHistory,
+    Importance,
+    ObjectiveInfo,
+    ParameterInfo,
+    ReplicateGroup,
+    SeedSpread,
+    StudyAnalysis,
+    TrialFit,
+    TrialRow,
+)
+from ._importance import FANOVA, PED_ANOVA
+
+__all__ = [
+    "BALANCED",
+    "CLAIMS",
+    "CONTRADICTED",
+    "EFFECTIVE_BATCH_SIZE",
+    "EVAL_LOSS",
+    "FANOVA",
+    "GAP",
+    "INCONCLUSIVE",
+    "LOSS_FORM",
+    "OVERFIT",
+    "PED_ANOVA",
+    "SUPPORTED",
+    "TRAIN_LOSS",
+    "UNDERFIT",
+    "Claim",
+    "ClaimVerdict",
+    "Correlation",
+    "CurveSeries",
+    "FitRule",
+    "HypervolumeHistory",
+    "Importance",
+    "ObjectiveInfo",
+    "ParameterInfo",
+    "ReplicateGroup",
+    "SeedSpread",
+    "StudyAnalysis",
+    "TrialFit",
+    "TrialRow",
+    "analyze_study",
+    "load_stored_study",
+    "spearman_with_ci",
+]

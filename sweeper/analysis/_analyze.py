@@ -1,0 +1,311 @@
+"""`analyze_study`: read a study from storage (Optuna's tables and the curves table) and return plain data."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from ..config import ConfigError
+from ..storage import (
+    REPLICATE_OF,
+    CurveStore,
+    check_storage_reachable,
+    reading_storage,
+    redact_url,
+    replicates_study_name,
+    resolve_storage_url,
+)
+from ._claims import judge_claims
+from ._correlation import N_BOOTSTRAP, direction_of, high_minus_low, spearman_with_ci, strength_of
+from ._data import (
+    EFFECTIVE_BATCH_SIZE,
+    GAP,
+    LOSS_FORM,
+    TRAIN_LOSS,
+    Correlation,
+    CurveSeries,
+    FitRule,
+    ObjectiveInfo,
+    ParameterInfo,
+    StudyAnalysis,
+    TrialRow,
+)
+from ._fit import best_improvement, label_fit, loss_series, measure_fit
+from ._importance import importances_for
+from ._pareto import hypervolume_history
+from ._seed_spread import metric_values, seed_spread
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    # the importance evaluators build in-memory studies, each announced at INFO level
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def load_stored_study(study_name: str, storage: str, storage_retry_s: float = 0.0) -> optuna.Study:
+    url = resolve_storage_url(storage)
+    # a clear error, and no empty SQLite file made by reading
+    check_storage_reachable(url, writable=False, retry_s=storage_retry_s)
+    storage = reading_storage(url)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        known = ", ".join(summary.study_name for summary in optuna.get_all_study_summaries(storage)) or "none"
+        raise ConfigError(
+            f"no study {study_name!r} in {redact_url(url)} (studies there: {known}); run `sweeper sweep` first"
+        ) from None
+
+
+def analyze_study(
+    study_name: str,
+    storage: str,
+    rule: FitRule = FitRule(),
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int = 0,
+    storage_retry_s: float = 0.0,
+) -> StudyAnalysis:
+    """Everything `sweeper analyze`, the report and the export show, computed from storage alone. `storage_retry_s`:
+    how long an unreachable server is waited for before the first read (later reads always ride through a restart)."""
+    url = resolve_storage_url(storage)
+    with _quiet_optuna():
+        study = load_stored_study(study_name, url, storage_retry_s)
+        directions = [direction.name.lower() for direction in study.directions]
+        names = study.metric_names or [f"value_{i}" for i in range(len(directions))]
+        objectives = [ObjectiveInfo(name, direction) for name, direction in zip(names, directions, strict=True)]
+        with CurveStore(url) as curves:
+            curve_rows = _by_trial(curves.read(study_name))
+            frozen = study.get_trials(deepcopy=False)
+            rows = _trial_rows(frozen, curve_rows, names)
+            best_gain = best_improvement([row.fit for row in rows if row.fit])
+            for row in rows:
+                if row.fit is not None:
+                    row.fit = label_fit(row.fit, best_gain, rule)
+
+            complete = [t for t in frozen if t.state == TrialState.COMPLETE]
+            if not complete:
+                pareto_numbers = []
+            elif len(directions) > 1:
+                pareto_numbers = sorted(t.number for t in study.best_trials)
+            else:
+                pareto_numbers = [study.best_trial.number]
+            for row in rows:
+                row.pareto = row.number in pareto_numbers
+            spread = _seed_spread(study_name, url, curves, rows, names, best_gain, rule)
+
+        parameters = _parameters(complete)
+        completed_rows = [row for row in rows if row.state == "COMPLETE"]
+        notes = []
+        targets = _targets(completed_rows, names)
+        importances = []
+        searched = [p.name for p in parameters if all(p.name in t.params for t in complete)]
+        for target, values in targets.items():
+            if target == TRAIN_LOSS:
+                continue  # importances are reported for the objectives and the gap
+            maximize = target in names and directions[names.index(target)] == "maximize"
+            importances += importances_for(complete, values, target, maximize, searched, seed=seed)
+
+        correlations = _correlations(completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
+        varied = {c.parameter for c in correlations if _varies(completed_rows, c.parameter)}
+        claims = judge_claims({(c.parameter, c.target): c for c in correlations}, varied, spread.pooled_sd.get(GAP))
+
+    if len(completed_rows) < 4:
+        notes.append(f"{len(completed_rows)} completed trial(s): correlations need at least 4, importances 3")
+    if not spread.groups:
+        notes.append(
+            "no replicates: seed-to-seed spread unknown; `sweeper replicate STUDY --top K --seeds S` measures it"
+        )
+    return StudyAnalysis(
+        study_name=study_name,
+        storage=redact_url(url),
+        objectives=objectives,
+        parameters=parameters,
+        fit_rule=rule,
+        loss_form=LOSS_FORM,
+        trials=rows,
+        pareto_numbers=pareto_numbers,
+        hypervolume=hypervolume_history(
+            [t.number for t in complete], [list(t.values) for t in complete], directions
+        ),
+        pareto_curves=_pareto_curves(pareto_numbers, curve_rows),
+        importances=importances,
+        correlations=correlations,
+        claims=claims,
+        seed_spread=spread,
+        notes=notes,
+    )
+
+
+def _by_trial(rows: Sequence[Mapping[str, Any]]) -> dict[int, list[Mapping[str, Any]]]:
+    grouped: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["trial_number"]].append(row)
+    return grouped
+
+
+def _config_value(config: Mapping[str, Any] | None, section: str, key: str) -> Any:
+    if not isinstance(config, Mapping):
+        return None
+    part = config.get(section) if section else config
+    return part.get(key) if isinstance(part, Mapping) else None
+
+
+def _trial_rows(
+    trials: Sequence[FrozenTrial], curve_rows: Mapping[int, list[Mapping[str, Any]]], names: Sequence[str]
+) -> list[TrialRow]:
+    rows = []
+    for trial in trials:
+        attrs = trial.user_attrs
+        config = attrs.get("training_config")
+        beta = trial.params.get("beta", _config_value(config, "orpo", "beta"))
+        effective = attrs.get(EFFECTIVE_BATCH_SIZE)
+        if effective is None and isinstance(config, Mapping):
+            batch = _config_value(config, "orpo", "per_device_train_batch_size")
+            accumulation = _config_value(config, "orpo", "gradient_accumulation_steps")
+            effective = batch * accumulation if batch and accumulation else None
+        complete = trial.state == TrialState.COMPLETE
+        rows.append(
+            TrialRow(
+                number=trial.number,
+                state=trial.state.name,
+                values=dict(zip(names, trial.values, strict=True)) if complete and trial.values else None,
+                params=dict(trial.params),
+                beta=float(beta) if beta is not None else None,
+                effective_batch_size=int(effective) if effective is not None else None,
+                seed=_config_value(config, "", "seed"),
+                pareto=False,
+                fit=measure_fit(attrs, curve_rows.get(trial.number, [])) if complete else None,
+                failure_reason=attrs.get("failure_reason"),
+                failure_detail=attrs.get("failure_detail"),
+                pruned_step=trial.last_step if trial.state == TrialState.PRUNED else None,
+                runtime_s=attrs.get("runtime_s"),
+                config_hash=attrs.get("config_hash"),
+                training_config=config,
+                library_versions=attrs.get("library_versions"),
+                dataset_fingerprint=attrs.get("dataset_fingerprint"),
+            )
+        )
+    return rows
+
+
+def _parameters(complete: Sequence[FrozenTrial]) -> list[ParameterInfo]:
+    distributions = {}
+    for trial in complete:
+        distributions.update(trial.distributions)
+    infos = []
+    for name, distribution in distributions.items():
+        categorical = isinstance(distribution, CategoricalDistribution)
+        numeric = not categorical or all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) for c in distribution.choices
+        )
+        infos.append(ParameterInfo(name, bool(getattr(distribution, "log", False)), categorical, numeric))
+    return infos
+
+
+def _targets(completed: Sequence[TrialRow], names: Sequence[str]) -> dict[str, dict[int, float]]:
+    """Target name -> {trial number: finite value}: the objectives, the gap and the training loss."""
+    targets: dict[str, dict[int, float]] = {name: {} for name in (*names, GAP, TRAIN_LOSS)}
+    for row in completed:
+        for name, value in metric_values(row, names).items():
+            if name in targets:
+                targets[name][row.number] = value
+    return targets
+
+
+def _column(row: TrialRow, parameter: str) -> float | None:
+    value = row.effective_batch_size if parameter == EFFECTIVE_BATCH_SIZE else row.params.get(parameter)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _varies(rows: Sequence[TrialRow], parameter: str) -> bool:
+    return len({_column(row, parameter) for row in rows} - {None}) > 1
+
+
+def _correlations(
+    rows: Sequence[TrialRow],
+    parameters: Sequence[ParameterInfo],
+    targets: Mapping[str, Mapping[int, float]],
+    pooled_sd: Mapping[str, float | None],
+    n_bootstrap: int,
+    seed: int,
+) -> list[Correlation]:
+    columns = [p.name for p in parameters if p.numeric]
+    if EFFECTIVE_BATCH_SIZE not in columns:
+        columns.append(EFFECTIVE_BATCH_SIZE)
+    correlations = []
+    for parameter in columns:
+        for target, values in targets.items():
+            pairs = [
+                (x, values[row.number])
+                for row in rows
+                if (x := _column(row, parameter)) is not None and row.number in values
+            ]
+            xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+            rho, low, high = spearman_with_ci(xs, ys, n_bootstrap, seed)
+            correlations.append(
+                Correlation(
+                    parameter=parameter,
+                    target=target,
+                    rho=rho,
+                    ci_low=low,
+                    ci_high=high,
+                    n_trials=len(pairs),
+                    direction=direction_of(low, high),
+                    strength=strength_of(rho),
+                    high_minus_low=high_minus_low(xs, ys),
+                    seed_sd=pooled_sd.get(target),
+                )
+            )
+    return correlations
+
+
+def _pareto_curves(
+    pareto_numbers: Sequence[int], curve_rows: Mapping[int, list[Mapping[str, Any]]]
+) -> list[CurveSeries]:
+    series = []
+    for number in pareto_numbers:
+        for split in ("train", "eval"):
+            points = loss_series(curve_rows.get(number, []), split)
+            if points:
+                series.append(CurveSeries(number, split, [p[0] for p in points], [p[1] for p in points]))
+    return series
+
+
+def _seed_spread(
+    study_name: str,
+    url: str,
+    curves: CurveStore,
+    rows: Sequence[TrialRow],
+    names: Sequence[str],
+    best_gain: float | None,
+    rule: FitRule,
+):
+    companion = replicates_study_name(study_name)
+    storage = reading_storage(url)
+    stored = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
+    replicates: list[tuple[int, TrialRow]] = []
+    if companion in stored:
+        trials = optuna.load_study(study_name=companion, storage=storage).get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE,)
+        )
+        replicate_rows = _trial_rows(trials, _by_trial(curves.read(companion)), names)
+        for trial, row in zip(trials, replicate_rows, strict=True):
+            if row.fit is not None:
+                row.fit = label_fit(row.fit, best_gain, rule)
+            if REPLICATE_OF in trial.user_attrs:
+                replicates.append((int(trial.user_attrs[REPLICATE_OF]), row))
+    sources = [row for row in rows if row.state == "COMPLETE"]
+    return seed_spread(companion, sources, replicates, names)

@@ -1,0 +1,71 @@
+"""Hyperparameter importances per target with Optuna's evaluators.
+
+fANOVA splits the variance of the target over the parameters, so it is the same for a target and its negation.
+PED-ANOVA asks which parameter values set the top-quantile trials apart and, given a `target`, always takes
+*lower* as better: a maximised objective is negated before it sees it, or it would explain the worst trials.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import optuna
+from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
+from optuna.trial import FrozenTrial
+
+from ._data import Importance
+
+FANOVA, PED_ANOVA = "fanova", "ped_anova"
+MIN_TRIALS = 3
+
+
+def _evaluator(name: str, seed: int):
+    if name == FANOVA:
+        return FanovaImportanceEvaluator(seed=seed)
+    return PedAnovaImportanceEvaluator()
+
+
+def importances_for(
+    trials: Sequence[FrozenTrial],
+    target_values: Mapping[int, float],
+    target: str,
+    maximize: bool,
+    params: list[str],
+    evaluators: Sequence[str] = (FANOVA, PED_ANOVA),
+    seed: int = 0,
+) -> list[Importance]:
+    """One Importance per evaluator for `target` (trial number -> value), over trials that have a value for it.
+
+    The trials are copied into an in-memory study so that trials without the target (e.g. no curves) are left out
+    instead of failing the evaluators; their params and distributions are Optuna's own.
+    """
+    usable = [trial for trial in trials if trial.number in target_values and all(p in trial.params for p in params)]
+    results = []
+    for name in evaluators:
+        negate = maximize and name == PED_ANOVA
+        if len(usable) < MIN_TRIALS or not params:
+            error = f"needs {MIN_TRIALS} completed trials, has {len(usable)}"
+            results.append(Importance(target, name, negate, {}, len(usable), error))
+            continue
+        study = optuna.create_study()  # in memory; only a container the evaluators can read
+        study.add_trials(
+            [
+                optuna.trial.create_trial(params={p: t.params[p] for p in params},
+                                          distributions={p: t.distributions[p] for p in params},
+                                          value=target_values[t.number])
+                for t in usable
+            ]
+        )
+        sign = -1.0 if negate else 1.0
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # PED-ANOVA warns on every call that lower target = better
+                values = optuna.importance.get_param_importances(
+                    study, evaluator=_evaluator(name, seed), params=params, target=lambda t: sign * t.value
+                )
+        except (RuntimeError, ValueError) as error:
+            results.append(Importance(target, name, negate, {}, len(usable), f"{type(error).__name__}: {error}"))
+            continue
+        results.append(Importance(target, name, negate, {k: float(v) for k, v in values.items()}, len(usable)))
+    return results

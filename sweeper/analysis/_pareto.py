@@ -1,0 +1,38 @@
+"""Hypervolume history of a multi-objective study, with Optuna's own hypervolume computation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from optuna._hypervolume import compute_hypervolume
+
+from ._data import HypervolumeHistory
+
+REFERENCE_MARGIN = 0.1  # the reference point lies this share of each objective's range beyond its worst value
+
+
+def reference_point(points: np.ndarray) -> np.ndarray:
+    """In minimisation space: the worst value of each objective, pushed out by REFERENCE_MARGIN of its range so
+    that the worst trials still add volume."""
+    worst, best = points.max(axis=0), points.min(axis=0)
+    span = np.where(worst > best, worst - best, np.maximum(np.abs(worst), 1.0))
+    return worst + REFERENCE_MARGIN * span
+
+
+def hypervolume_history(
+    trial_numbers: Sequence[int], values: Sequence[Sequence[float]], directions: Sequence[str]
+) -> HypervolumeHistory | None:
+    """Hypervolume of the Pareto front of completed trials up to each one, in trial-number order."""
+    if len(directions) < 2 or not trial_numbers:
+        return None
+    signs = np.array([1.0 if direction == "minimize" else -1.0 for direction in directions])
+    order = np.argsort(trial_numbers)
+    points = np.asarray(values, dtype=float)[order] * signs  # Optuna's computation minimises every objective
+    reference = reference_point(points)
+    history = [float(compute_hypervolume(points[: k + 1], reference)) for k in range(len(points))]
+    return HypervolumeHistory(
+        reference_point=[float(v) for v in reference * signs],
+        trial_numbers=[int(trial_numbers[i]) for i in order],
+        values=history,
+    )

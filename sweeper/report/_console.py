@@ -1,0 +1,86 @@
+"""`sweeper analyze` in a terminal: the analysis as rich tables."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from ..analysis import FANOVA, GAP, StudyAnalysis
+from ._figures import _interval, _number
+
+_LABEL_STYLES = {"underfit": "blue", "balanced": "green", "overfit": "red"}
+_VERDICT_STYLES = {"supported": "green", "contradicted": "red", "inconclusive": "yellow"}
+
+
+def print_analysis(analysis: StudyAnalysis, console: Console | None = None) -> None:
+    console = console or Console()
+    names = [o.name for o in analysis.objectives]
+
+    fits = Table(title=f"{analysis.study_name}: fit per trial ({analysis.loss_form}; * = Pareto front)")
+    for column in ("#", *names, "train", "val", "gap", "rise", "fit"):
+        fits.add_column(column, justify="right" if column != "fit" else "left")
+    for trial in analysis.completed:
+        fit = trial.fit
+        label = fit.label or "-"
+        fits.add_row(
+            f"{trial.number}{'*' if trial.pareto else ''}", *(_number(trial.values[n]) for n in names),
+            _number(fit.train_loss), _number(fit.eval_loss), _number(fit.generalization_gap, 3),
+            _number(fit.eval_rise_after_min, 3), f"[{_LABEL_STYLES.get(label, '')}]{label}[/]",
+        )
+    console.print(fits)
+
+    targets = [*names, GAP]
+    importance = Table(title="Importance (fANOVA, share of variance)")
+    importance.add_column("parameter")
+    for target in targets:
+        importance.add_column(target, justify="right")
+    by_target = {i.target: i for i in analysis.importances if i.evaluator == FANOVA}
+    for parameter in analysis.parameters:
+        cells = [_number(by_target[t].values.get(parameter.name), 2) if t in by_target else "-" for t in targets]
+        importance.add_row(parameter.name, *cells)
+    console.print(importance)
+
+    effects = Table(title="Effects: Spearman rho [95% bootstrap CI], Δ = top - bottom third of the parameter ± seed SD")
+    effects.add_column("parameter")
+    for target in targets:
+        effects.add_column(target)
+    by_pair = {(c.parameter, c.target): c for c in analysis.correlations}
+    for parameter in dict.fromkeys(c.parameter for c in analysis.correlations):  # first-seen order
+        cells = []
+        for target in targets:
+            c = by_pair.get((parameter, target))
+            if c is None or c.rho is None:
+                cells.append("-")
+                continue
+            noise = f" ±{c.seed_sd:.2g}" if c.seed_sd is not None else ""
+            cells.append(f"{c.rho:+.2f} {_interval(c.ci_low, c.ci_high)} Δ{_number(c.high_minus_low, 3)}{noise}")
+        effects.add_row(parameter, *cells)
+    console.print(effects)
+
+    claims = Table(title="The seed notes' bias-variance claims", show_lines=True)
+    for column in ("hyperparameter", "prediction", "rho gap", "rho train loss"):
+        claims.add_column(column)
+    claims.add_column("verdict", no_wrap=True, min_width=12)
+    claims.add_column("why")
+    for claim in analysis.claims:
+        claims.add_row(
+            claim.hyperparameter + (f"\n({claim.parameter})" if claim.parameter else ""), claim.prediction,
+            f"{_number(claim.gap_rho, 2)} {_interval(*(claim.gap_ci or (None, None)))}",
+            f"{_number(claim.train_loss_rho, 2)} {_interval(*(claim.train_loss_ci or (None, None)))}",
+            f"[{_VERDICT_STYLES[claim.verdict]}]{claim.verdict}[/]", claim.reason,
+        )
+    console.print(claims)
+
+    spread = analysis.seed_spread
+    if spread.groups:
+        noise = Table(title=f"Seed-to-seed SD ({spread.n_runs} replicate runs in {spread.replicates_study})")
+        noise.add_column("source trial")
+        metrics = list(spread.pooled_sd)
+        for metric in metrics:
+            noise.add_column(metric, justify="right")
+        for group in spread.groups:
+            noise.add_row(str(group.source_trial), *(_number(group.sd.get(m), 3) for m in metrics))
+        noise.add_row("pooled", *(_number(spread.pooled_sd[m], 3) for m in metrics))
+        console.print(noise)
+    for note in analysis.notes:
+        console.print(f"note: {note}")

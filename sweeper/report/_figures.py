@@ -1,0 +1,312 @@
+"""One plotly figure per view of a `StudyAnalysis`. Drawing only: every number comes from the analysis."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..analysis import (
+    BALANCED,
+    EFFECTIVE_BATCH_SIZE,
+    FANOVA,
+    GAP,
+    OVERFIT,
+    PED_ANOVA,
+    UNDERFIT,
+    StudyAnalysis,
+    TrialRow,
+)
+
+LABEL_COLORS = {UNDERFIT: "#1f77b4", BALANCED: "#2ca02c", OVERFIT: "#d62728", None: "#7f7f7f"}
+LABEL_FILLS = {UNDERFIT: "#dbe9f6", BALANCED: "#dff0df", OVERFIT: "#f8d7da", None: "#eeeeee"}
+VERDICT_COLORS = {"supported": "#d9f2d9", "contradicted": "#f8d7da", "inconclusive": "#eeeeee"}
+_HEIGHT = 460
+
+
+def _number(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _interval(low, high) -> str:
+    return f"[{low:+.2f}, {high:+.2f}]" if low is not None and high is not None else "-"
+
+
+def _hover(trial: TrialRow) -> str:
+    params = "<br>".join(f"{name} = {_number(value)}" for name, value in trial.params.items())
+    values = "<br>".join(f"{name} = {_number(value)}" for name, value in (trial.values or {}).items())
+    fit = f"<br>fit: {trial.fit.label} (gap {_number(trial.fit.generalization_gap)})" if trial.fit else ""
+    return f"trial {trial.number}{' (Pareto)' if trial.pareto else ''}<br>{values}<br>{params}{fit}"
+
+
+def pareto_front(analysis: StudyAnalysis) -> go.Figure:
+    """Completed trials in objective space, colored by log10(beta); the Pareto front joined and ringed."""
+    completed = analysis.completed
+    names = [objective.name for objective in analysis.objectives]
+    betas = [math.log10(t.beta) if t.beta else None for t in completed]
+    marker = dict(
+        color=betas, colorscale="Viridis", showscale=True, size=10,
+        colorbar=dict(title="log10 beta"),
+        line=dict(width=[2.5 if t.pareto else 0.5 for t in completed], color="black"),
+    )
+    hover = [_hover(t) for t in completed]
+    figure = go.Figure()
+    if len(names) == 1:
+        figure.add_trace(go.Scatter(x=[t.number for t in completed], y=[t.values[names[0]] for t in completed],
+                                    mode="markers", marker=marker, hovertext=hover, hoverinfo="text", name="trials"))
+        figure.update_layout(xaxis_title="trial", yaxis_title=f"{names[0]} ({analysis.objectives[0].direction})")
+    elif len(names) == 2:
+        xs, ys = [t.values[names[0]] for t in completed], [t.values[names[1]] for t in completed]
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="markers", marker=marker, hovertext=hover, hoverinfo="text",
+                                    name="trials"))
+        front = sorted(analysis.pareto_trials, key=lambda t: t.values[names[0]])
+        figure.add_trace(go.Scatter(x=[t.values[names[0]] for t in front], y=[t.values[names[1]] for t in front],
+                                    mode="lines", line=dict(color="black", dash="dot"), name="Pareto front",
+                                    hoverinfo="skip"))
+        figure.update_layout(
+            xaxis_title=f"{names[0]} ({analysis.objectives[0].direction})",
+            yaxis_title=f"{names[1]} ({analysis.objectives[1].direction})",
+        )
+    else:
+        figure.add_trace(go.Splom(dimensions=[dict(label=n, values=[t.values[n] for t in completed]) for n in names],
+                                  marker=marker, hovertext=hover, hoverinfo="text", name="trials"))
+    figure.update_layout(title="Pareto front (ringed, dotted line), colored by beta", height=_HEIGHT,
+                         legend=dict(orientation="h", y=-0.2))
+    return figure
+
+
+def hypervolume_history(analysis: StudyAnalysis) -> go.Figure:
+    figure = go.Figure()
+    history = analysis.hypervolume
+    if history is not None:
+        figure.add_trace(go.Scatter(x=history.trial_numbers, y=history.values, mode="lines+markers",
+                                    name="hypervolume"))
+        reference = ", ".join(_number(v) for v in history.reference_point)
+        figure.update_layout(title=f"Hypervolume history (reference point {reference})",
+                             xaxis_title="trial", yaxis_title="hypervolume")
+    else:  # one objective: the best value so far is what a hypervolume would show
+        objective = analysis.objectives[0]
+        pick = min if objective.direction == "minimize" else max
+        numbers, best, running = [], [], None
+        for trial in sorted(analysis.completed, key=lambda t: t.number):
+            value = trial.values[objective.name]
+            running = value if running is None else pick(running, value)
+            numbers.append(trial.number)
+            best.append(running)
+        figure.add_trace(go.Scatter(x=numbers, y=best, mode="lines+markers", name=f"best {objective.name}"))
+        figure.update_layout(title=f"Best {objective.name} so far", xaxis_title="trial", yaxis_title=objective.name)
+    figure.update_layout(height=_HEIGHT - 80)
+    return figure
+
+
+def importances(analysis: StudyAnalysis) -> go.Figure:
+    """One panel per target (the objectives and the gap); fANOVA and PED-ANOVA side by side."""
+    targets = [*(o.name for o in analysis.objectives), GAP]
+    figure = make_subplots(rows=1, cols=len(targets), subplot_titles=targets, shared_yaxes=True)
+    parameters = [p.name for p in analysis.parameters]
+    colors = {FANOVA: "#4c78a8", PED_ANOVA: "#f58518"}
+    for column, target in enumerate(targets, start=1):
+        errors = {r.error for r in analysis.importances if r.target == target and r.error}
+        if errors:  # say why a panel is empty instead of leaving it blank
+            domain = figure.layout[f"xaxis{column if column > 1 else ''}"].domain
+            figure.add_annotation(text="<br>".join(sorted(errors))[:200], showarrow=False, font=dict(color="#8a5a00"),
+                                  xref="paper", yref="paper", x=sum(domain) / 2, y=0.5, xanchor="center")
+        for result in analysis.importances:
+            if result.target != target or result.error:
+                continue
+            label = result.evaluator + (" (negated: maximised)" if result.negated_for_maximize else "")
+            figure.add_trace(
+                go.Bar(y=parameters, x=[result.values.get(p, 0.0) for p in parameters], orientation="h",
+                       name=result.evaluator, legendgroup=result.evaluator, showlegend=column == 1,
+                       marker_color=colors.get(result.evaluator), hovertext=label),
+                row=1, col=column,
+            )
+    figure.update_layout(title="Hyperparameter importance per objective and for the generalization gap",
+                         barmode="group", height=_HEIGHT, legend=dict(orientation="h", y=-0.15))
+    return figure
+
+
+def parallel_coordinates(analysis: StudyAnalysis) -> go.Figure:
+    completed = analysis.completed
+    dimensions = []
+    for parameter in analysis.parameters:
+        raw = [t.params.get(parameter.name) for t in completed]
+        if not parameter.numeric:
+            choices = sorted({str(v) for v in raw})
+            dimensions.append(dict(label=parameter.name, values=[choices.index(str(v)) for v in raw],
+                                   tickvals=list(range(len(choices))), ticktext=choices))
+        elif parameter.log_scale:
+            dimensions.append(dict(label=f"log10 {parameter.name}", values=[math.log10(v) for v in raw]))
+        else:
+            dimensions.append(dict(label=parameter.name, values=raw))
+    for objective in analysis.objectives:
+        dimensions.append(dict(label=objective.name, values=[t.values[objective.name] for t in completed]))
+    gaps = [
+        t.fit.generalization_gap if t.fit and t.fit.generalization_gap is not None else float("nan")
+        for t in completed
+    ]
+    dimensions.append(dict(label=GAP, values=gaps))
+    first = analysis.objectives[0]
+    figure = go.Figure(go.Parcoords(
+        dimensions=dimensions,
+        line=dict(color=[t.values[first.name] for t in completed], colorscale="Viridis", showscale=True,
+                  reversescale=first.direction == "maximize", colorbar=dict(title=first.name)),
+    ))
+    figure.update_layout(title=f"Parallel coordinates of completed trials (color: {first.name})", height=_HEIGHT)
+    return figure
+
+
+def learning_curves(analysis: StudyAnalysis) -> go.Figure:
+    figure = go.Figure()
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    numbers = sorted({c.trial_number for c in analysis.pareto_curves})
+    for series in analysis.pareto_curves:
+        color = palette[numbers.index(series.trial_number) % len(palette)]
+        figure.add_trace(go.Scatter(
+            x=series.steps, y=series.values, mode="lines+markers" if series.split == "eval" else "lines",
+            line=dict(color=color, dash="solid" if series.split == "eval" else "dot"),
+            name=f"trial {series.trial_number} {'validation' if series.split == 'eval' else 'training'}",
+            legendgroup=str(series.trial_number),
+        ))
+    figure.update_layout(
+        title=f"Learning curves of the Pareto trials ({analysis.loss_form}: solid validation, dotted training)",
+        xaxis_title="optimizer step", yaxis_title=analysis.loss_form, height=_HEIGHT,
+    )
+    return figure
+
+
+def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
+    """Gap against each numeric hyperparameter and the effective batch size, colored by fit label."""
+    columns = [p for p in analysis.parameters if p.numeric]
+    names = [p.name for p in columns] + [EFFECTIVE_BATCH_SIZE]
+    correlations = {c.parameter: c for c in analysis.correlations if c.target == GAP}
+    titles = [f"{name}<br>rho {_number(correlations[name].rho, 2) if name in correlations else '-'} "
+              f"{_interval(correlations[name].ci_low, correlations[name].ci_high) if name in correlations else ''}"
+              for name in names]
+    n_columns = 3
+    rows = math.ceil(len(names) / n_columns)
+    figure = make_subplots(rows=rows, cols=n_columns, subplot_titles=titles, vertical_spacing=0.5 / max(rows, 1))
+    fitted = [t for t in analysis.completed if t.fit and t.fit.generalization_gap is not None]
+    for index, name in enumerate(names):
+        row, column = divmod(index, n_columns)
+        for label in (UNDERFIT, BALANCED, OVERFIT, None):
+            group = [t for t in fitted if t.fit.label == label]
+            if not group:
+                continue
+            xs = [t.effective_batch_size if name == EFFECTIVE_BATCH_SIZE else t.params.get(name) for t in group]
+            figure.add_trace(
+                go.Scatter(x=xs, y=[t.fit.generalization_gap for t in group], mode="markers",
+                           marker=dict(color=LABEL_COLORS[label], size=8), name=label or "unlabelled",
+                           legendgroup=label or "unlabelled", showlegend=index == 0,
+                           hovertext=[_hover(t) for t in group], hoverinfo="text"),
+                row=row + 1, col=column + 1,
+            )
+        if index < len(columns) and columns[index].log_scale:
+            figure.update_xaxes(type="log", row=row + 1, col=column + 1)
+    figure.update_yaxes(title_text="gap")
+    figure.update_layout(title=f"Generalization gap ({analysis.loss_form}, validation - training) per hyperparameter",
+                         height=max(_HEIGHT, 330 * rows), legend=dict(orientation="h", y=-0.08))
+    return figure
+
+
+def _table(header: Sequence[str], columns: Sequence[Sequence], title: str, fill=None, height=None) -> go.Figure:
+    cells = dict(values=list(columns), align="left", height=26)
+    if fill is not None:
+        cells["fill_color"] = fill
+    figure = go.Figure(go.Table(header=dict(values=list(header), align="left", fill_color="#dde4ee"), cells=cells))
+    rows = len(columns[0]) if columns else 0
+    figure.update_layout(title=title, height=height or min(160 + 34 * rows, 900), margin=dict(t=60, b=10))
+    return figure
+
+
+def claims_table(analysis: StudyAnalysis) -> go.Figure:
+    claims = analysis.claims
+    return _table(
+        ["hyperparameter", "notes: high value", "notes: low value", "prediction", "rho with gap [95% CI]",
+         "rho with training loss [95% CI]", "gap: top - bottom third", "seed SD of gap", "verdict", "why"],
+        [
+            [c.hyperparameter + (f" ({c.parameter})" if c.parameter else "") for c in claims],
+            [c.claim_high for c in claims],
+            [c.claim_low for c in claims],
+            [c.prediction for c in claims],
+            [f"{_number(c.gap_rho, 2)} {_interval(*(c.gap_ci or (None, None)))}" for c in claims],
+            [f"{_number(c.train_loss_rho, 2)} {_interval(*(c.train_loss_ci or (None, None)))}" for c in claims],
+            [_number(c.gap_high_minus_low, 3) for c in claims],
+            [_number(c.gap_seed_sd, 3) for c in claims],
+            [c.verdict for c in claims],
+            [c.reason for c in claims],
+        ],
+        "The seed notes' bias-variance claims against this study",
+        fill=[["white"] * len(claims)] * 8 + [[VERDICT_COLORS[c.verdict] for c in claims]] + [["white"] * len(claims)],
+        height=220 + 70 * len(claims),
+    )
+
+
+def correlations_table(analysis: StudyAnalysis) -> go.Figure:
+    rows = [c for c in analysis.correlations if c.rho is not None]
+    return _table(
+        ["parameter", "target", "Spearman rho", "95% bootstrap CI", "effect", "top - bottom third", "seed SD",
+         "trials"],
+        [
+            [c.parameter for c in rows], [c.target for c in rows], [_number(c.rho, 3) for c in rows],
+            [_interval(c.ci_low, c.ci_high) for c in rows], [f"{c.direction} ({c.strength})" for c in rows],
+            [_number(c.high_minus_low, 3) for c in rows], [_number(c.seed_sd, 3) for c in rows],
+            [c.n_trials for c in rows],
+        ],
+        "Direction and strength of each effect, next to the seed-to-seed spread of the target",
+    )
+
+
+def fit_table(analysis: StudyAnalysis) -> go.Figure:
+    rows = [t for t in analysis.completed if t.fit]
+    return _table(
+        ["trial", "training loss", "validation loss", "gap", "gap / validation", "rise after min",
+         "share of best improvement", "fit", "rule"],
+        [
+            [f"{t.number}{' *' if t.pareto else ''}" for t in rows],
+            [_number(t.fit.train_loss) for t in rows], [_number(t.fit.eval_loss) for t in rows],
+            [_number(t.fit.generalization_gap, 3) for t in rows],
+            [f"{t.fit.gap_ratio:.1%}" if t.fit.gap_ratio is not None else "-" for t in rows],
+            [_number(t.fit.eval_rise_after_min, 3) for t in rows],
+            [f"{t.fit.improvement_ratio:.0%}" if t.fit.improvement_ratio is not None else "-" for t in rows],
+            [t.fit.label or "-" for t in rows], [t.fit.reason for t in rows],
+        ],
+        f"Fit of every completed trial ({analysis.loss_form}; * = Pareto front)",
+        fill=[["white"] * len(rows)] * 7 + [[LABEL_FILLS[t.fit.label] for t in rows]] + [["white"] * len(rows)],
+    )
+
+
+def seed_spread_table(analysis: StudyAnalysis) -> go.Figure:
+    spread = analysis.seed_spread
+    metrics = list(spread.pooled_sd)
+    if not spread.groups:
+        return _table(["seed-to-seed spread"], [["no replicates yet: run `sweeper replicate STUDY --top K --seeds S`"]],
+                      "Noise floor: replicates")
+    header = ["source trial", "seeds", *(f"SD {m}" for m in metrics)]
+    columns = [[g.source_trial for g in spread.groups] + ["pooled"],
+               [", ".join(str(s) for s in g.seeds) for g in spread.groups] + [f"{spread.n_runs} replicate runs"]]
+    for metric in metrics:
+        columns.append([_number(g.sd.get(metric), 3) for g in spread.groups] + [_number(spread.pooled_sd[metric], 3)])
+    return _table(header, columns, f"Noise floor: the same configuration with other seeds ({spread.replicates_study})")
+
+
+def failures_table(analysis: StudyAnalysis) -> go.Figure:
+    rows = [t for t in analysis.trials if t.state in ("FAIL", "PRUNED")]
+    if not rows:
+        return _table(["failed and pruned trials"], [["none"]], "Failed and pruned trials")
+    return _table(
+        ["trial", "state", "reason", "detail", "params"],
+        [
+            [t.number for t in rows], [t.state for t in rows],
+            [t.failure_reason or (f"pruned at step {t.pruned_step}" if t.state == "PRUNED" else "-") for t in rows],
+            [(t.failure_detail or "")[:300] for t in rows],
+            [", ".join(f"{k}={_number(v, 3)}" for k, v in t.params.items()) for t in rows],
+        ],
+        "Failed and pruned trials, with their reasons",
+    )

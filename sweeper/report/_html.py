@@ -1,0 +1,92 @@
+"""The report: one self-contained HTML file of plotly figures (plotly.js inline, so it opens offline)."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from pathlib import Path
+
+from ..analysis import StudyAnalysis
+from . import _figures
+
+# (figure builder, section title, how to read it)
+SECTIONS = (
+    (_figures.pareto_front, "Pareto front",
+     "Each dot is a completed trial in objective space; ringed dots joined by the dotted line are the Pareto front "
+     "(no other trial is at least as good on every objective). Color is log10(beta): the objectives are beta-free, "
+     "so a beta pattern here is a real effect, not a scale artefact."),
+    (_figures.hypervolume_history, "Hypervolume history",
+     "The volume the front dominates, up to each trial. A flat tail means new trials stopped improving the front."),
+    (_figures.importances, "Importance per objective",
+     "Share of each objective's (and the gap's) variation explained by each hyperparameter. fANOVA splits the "
+     "variance; PED-ANOVA asks what sets the best 10% apart (maximised targets are negated first). Few trials make "
+     "both rough: read them beside the correlations below."),
+    (_figures.parallel_coordinates, "Parallel coordinates",
+     "One line per completed trial through its hyperparameters, objectives and gap; drag along an axis to filter."),
+    (_figures.learning_curves, "Learning curves of the Pareto trials",
+     "Training (dotted) and validation (solid) loss of each Pareto trial. A validation curve turning up while "
+     "training keeps falling is overfitting; both flat and high is underfitting."),
+    (_figures.gap_versus_parameters, "Generalization gap per hyperparameter",
+     "Validation minus training loss against each hyperparameter, colored by fit label. The panel title gives "
+     "Spearman's rho with its 95% bootstrap interval: an interval that excludes 0 is a real direction."),
+    (_figures.fit_table, "Fit of every trial",
+     "Final losses in the beta-free form, the gap, the rise after the validation minimum, and the label with the "
+     "clause of the rule that decided it (docs/analysis.md)."),
+    (_figures.claims_table, "Claims",
+     "Each bias-variance claim of the seed notes, its predicted signs, what the study measured and the verdict."),
+    (_figures.correlations_table, "Effects",
+     "Every hyperparameter against every target: rho, its interval, and the difference between the top and "
+     "bottom third of the hyperparameter, beside the seed-to-seed SD of that target (the noise floor)."),
+    (_figures.seed_spread_table, "Noise floor",
+     "The same configuration re-run with other seeds (`sweeper replicate`): differences smaller than this spread "
+     "are noise."),
+    (_figures.failures_table, "Failed and pruned trials", "Every trial that produced no objectives, and why."),
+)
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0.2rem; } section { margin-top: 2.2rem; } p.how { color: #555; max-width: 60rem; }
+table.facts td { padding: 0.1rem 1rem 0.1rem 0; } ul.notes li { color: #8a5a00; }
+"""
+
+
+def _facts(analysis: StudyAnalysis) -> str:
+    states = Counter(trial.state for trial in analysis.trials)
+    objectives = ", ".join(f"{o.name} ({o.direction})" for o in analysis.objectives)
+    rule = analysis.fit_rule
+    rows = [
+        ("storage", analysis.storage),
+        ("objectives", objectives),
+        ("trials", ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items()))),
+        ("Pareto-front trials", ", ".join(str(n) for n in analysis.pareto_numbers) or "none yet"),
+        ("loss compared", f"{analysis.loss_form} = nll_loss - log_odds_ratio (ORPO's loss at beta = 1)"),
+        ("fit rule", f"overfit: gap >= {rule.overfit_gap_ratio:.0%} of validation loss or validation rose >= "
+                     f"{rule.overfit_rise_ratio:.0%} of its gain after its minimum; underfit: validation improved "
+                     f"< {rule.underfit_improvement_ratio:.0%} of the best trial's improvement; else balanced"),
+        ("replicates", f"{analysis.seed_spread.n_runs} runs in {analysis.seed_spread.replicates_study}"),
+    ]
+    cells = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in analysis.notes)
+    return f'<table class="facts">{cells}</table>' + (f'<ul class="notes">{notes}</ul>' if notes else "")
+
+
+def render_report(analysis: StudyAnalysis) -> str:
+    """The whole report as one HTML string. plotly.js is inlined once, with the first figure."""
+    parts = []
+    for index, (build, title, how) in enumerate(SECTIONS):
+        figure = build(analysis)
+        div = figure.to_html(full_html=False, include_plotlyjs=index == 0, div_id=f"figure-{index}",
+                             config={"displaylogo": False, "responsive": True})
+        parts.append(f'<section><h2>{html.escape(title)}</h2><p class="how">{html.escape(how)}</p>{div}</section>')
+    name = html.escape(analysis.study_name)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sweeper report: {name}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>Study {name}</h1>{_facts(analysis)}{''.join(parts)}</body></html>\n"
+    )
+
+
+def write_report(analysis: StudyAnalysis, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(analysis), encoding="utf-8")
+    return path

@@ -1,0 +1,105 @@
+"""What a trial does at each of its evaluations: store the points logged so far, and, with the dominated pruner,
+stop at a rung where enough of the trials that reached it dominate this one (the rule is in `_pruning.py`)."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import optuna
+from optuna.trial import TrialState
+from transformers import TrainerCallback
+
+from ..metrics import EVAL, TRAIN, CurvePoint, curve_points, split_of_log
+from ..storage import CurveStore
+from ..study import StudySpec
+from ._pruning import RungDecision, decide, peer_vectors, rung_threshold
+
+log = logging.getLogger(__name__)
+
+PLANNED_STEPS = "planned_steps"  # user attribute: the optimizer steps a trial's schedule has, for fraction rungs
+PRUNED_REASON = "pruned_reason"
+PRUNED_AT_STEP = "pruned_at_step"
+# Trials whose stored evaluations are peers at a rung: failed ones are not (their curves may end in NaN).
+PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+class IntermediateEvaluations(TrainerCallback):
+    """One per trial. `decision` is the RungDecision that stopped the trial, or None when it ran to the end."""
+
+    def __init__(self, trial: optuna.Trial, spec: StudySpec, curves: CurveStore, beta: float):
+        self.trial, self.spec, self.curves, self.beta = trial, spec, curves, beta
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pending: list[CurvePoint] = []
+        self.last_train: dict[str, float] = {}
+        self.decision: RungDecision | None = None
+        self.thresholds: list[tuple[float | int, int]] = []
+        self.checked: set[float | int] = set()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._reset()  # an out-of-memory retry trains again from the start with the same callback
+        self.trial.set_user_attr(PLANNED_STEPS, state.max_steps)
+        if self.spec.pruner.enabled:
+            self.thresholds = [(rung, rung_threshold(rung, state.max_steps)) for rung in self.spec.pruner.rungs]
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        self.pending.extend(curve_points(state.global_step, logs))
+        if split_of_log(logs) == TRAIN:
+            self.last_train.update({key: float(value) for key, value in logs.items() if isinstance(value, int | float)})
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        # the evaluation's own log came through on_log just before: its points go out with the training ones since
+        self.curves.add(self.spec.study_name, self.trial.number, self.pending)
+        self.pending = []
+        step = state.global_step
+        if self.decision is not None or step >= state.max_steps:
+            return  # a rung at the last step would save nothing
+        for rung, threshold in self.thresholds:
+            if rung in self.checked or threshold > step:
+                continue
+            self.checked.add(rung)
+            decision = self._decide(rung, step, metrics or {})
+            if decision is None:
+                continue
+            log.info("trial %d: %s", self.trial.number, decision.reason)
+            if decision.prune:
+                self.decision = decision
+                control.should_training_stop = True
+                break
+        return control
+
+    def _decide(self, rung: float | int, step: int, metrics: dict[str, float]) -> RungDecision | None:
+        try:
+            own = self.spec.objective_values(metrics, self.last_train, self.beta)
+        except KeyError as error:  # an objective needs a metric this evaluation lacks: no decision
+            log.warning("trial %d: no pruning decision at rung %s: %s", self.trial.number, rung, error)
+            return None
+        own = [value if math.isfinite(value) else math.nan for value in own]
+        try:  # peers' training curves are read only when an objective needs a training metric
+            self.spec.objective_values(metrics, {}, self.beta)
+            split = EVAL
+        except KeyError:
+            split = None
+        peers = {
+            other.number: (other.user_attrs.get(PLANNED_STEPS), self._objective_of(other))
+            for other in self.trial.study.get_trials(deepcopy=False, states=PEER_STATES)
+            if other.number != self.trial.number
+        }
+        pruner = self.spec.pruner
+        vectors = peer_vectors(self.curves.read(self.spec.study_name, split=split), peers, rung) if peers else []
+        return decide(
+            own,
+            vectors,
+            self.spec.directions,
+            rung=rung,
+            step=step,
+            min_peers=pruner.min_peers,
+            dominated_fraction=pruner.dominated_fraction,
+        )
+
+    def _objective_of(self, trial: optuna.trial.FrozenTrial):
+        beta = trial.user_attrs.get("training_config", {}).get("orpo", {}).get("beta", self.beta)
+        return lambda eval_metrics, train_metrics: self.spec.objective_values(eval_metrics, train_metrics, beta)

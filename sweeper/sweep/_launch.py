@@ -1,0 +1,82 @@
+"""`sweeper sweep --workers N`: N worker processes on one storage, each pinned to its own GPU where GPUs exist."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..storage import open_storage
+from ..study import StudySpec
+from ._optuna_study import open_study
+from ._progress import ProgressLine
+from ._worker import HeartbeatSettings, requeue_dead_workers_trials
+
+# The storage URL reaches workers through their environment: a command line (with any password in the URL) is
+# readable by every user of the machine, a process's environment only by its owner.
+STORAGE_ENV = "SWEEPER_WORKER_STORAGE"
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids a worker may be pinned to, honouring an existing CUDA_VISIBLE_DEVICES."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed:
+        return [gpu.strip() for gpu in listed.split(",") if gpu.strip()]
+    return [str(index) for index in range(torch.cuda.device_count())]
+
+
+def worker_environment(worker_index: int, n_workers: int, gpus: list[str]) -> dict[str, str]:
+    env = dict(os.environ)
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = gpus[worker_index % len(gpus)]
+    else:
+        # CPU workers share the cores instead of each spawning a thread per core and thrashing
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // n_workers))
+    return env
+
+
+def launch_workers(
+    study_file: str | Path,
+    spec: StudySpec,
+    n_workers: int,
+    heartbeat: HeartbeatSettings,
+) -> int:
+    """Start the workers, show one progress line for all of them, and return the worst exit code."""
+    gpus = visible_gpus()
+    if gpus and n_workers > len(gpus):
+        print(f"warning: {n_workers} workers share {len(gpus)} GPU(s); each GPU runs several trials at once", file=sys.stderr)
+    study = open_study(spec, open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s))  # create before workers join
+    progress = ProgressLine(study, spec.n_trials)
+    workers = []
+    for index in range(n_workers):
+        command = [
+            sys.executable, "-m", "sweeper.cli", "worker", str(study_file),
+            "--storage-env", STORAGE_ENV, "--worker-index", str(index), "--no-progress",
+            "--heartbeat-interval", str(heartbeat.interval_s), "--grace-period", str(heartbeat.grace_s),
+        ]
+        if spec.n_trials is not None:
+            command += ["--n-trials", str(spec.n_trials)]
+        if spec.timeout_s is not None:
+            command += ["--timeout", str(spec.timeout_s)]
+        env = {**worker_environment(index, n_workers, gpus), STORAGE_ENV: spec.storage}
+        workers.append(subprocess.Popen(command, env=env))
+    try:
+        while any(worker.poll() is None for worker in workers):
+            # a dead worker's trial is failed and re-queued once its grace period is over, not a whole trial later
+            requeue_dead_workers_trials(study)
+            progress.show()
+            time.sleep(2)
+    except KeyboardInterrupt:
+        # the terminal sent SIGINT to every worker too; each records its running trial as interrupted
+        for worker in workers:
+            worker.wait()
+        raise
+    finally:
+        progress.show(final=True)
+    return max(worker.returncode for worker in workers)

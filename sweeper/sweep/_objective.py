@@ -1,0 +1,83 @@
+"""The Optuna objective: sample -> training config -> trial -> stored metrics and curves -> objective values."""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Callable
+
+import optuna
+
+from ..config import ConfigError
+from ..storage import CurveStore, config_hash, library_versions, record_failure, record_trial_result
+from ..study import StudySpec
+from ..training import TrialReuse
+from ..trial import INTERRUPTED, TrialFailure, run_trial
+from ._intermediate import PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
+
+log = logging.getLogger(__name__)
+NON_FINITE_OBJECTIVE = "non-finite objective"
+
+
+class TrialObjective:
+    """Called by `Study.optimize` once per trial. A failure is recorded (user attribute `failure_reason`) and
+    raised as TrialFailure, which the worker's `optimize(catch=...)` turns into a FAIL without stopping."""
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        curves: CurveStore,
+        device_count: int = 1,
+        on_trial_created: Callable[[], None] | None = None,
+        reuse: TrialReuse | None = None,
+    ):
+        self.spec, self.curves, self.device_count = spec, curves, device_count
+        self.on_trial_created = on_trial_created
+        self.reuse = reuse  # the worker's base model and tokenized data, shared by its trials
+        self.versions = library_versions()
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        if self.on_trial_created:
+            self.on_trial_created()
+        self.spec.space.suggest(trial)
+        try:
+            config = self.spec.training_config(trial.params)
+        except ConfigError as error:
+            self._fail(trial, TrialFailure("invalid config", str(error)))
+        config_values = config.model_dump(mode="json")
+        fingerprint = config_hash(config_values)
+        trial.set_user_attr("training_config", config_values)
+        trial.set_user_attr("config_hash", fingerprint)
+        trial.set_user_attr("effective_batch_size", config.effective_batch_size * self.device_count)
+
+        evaluations = IntermediateEvaluations(trial, self.spec, self.curves, config.orpo.beta)
+        with tempfile.TemporaryDirectory(prefix=f"sweeper-trial-{trial.number}-") as output_dir:
+            try:
+                result = run_trial(config, output_dir, reuse=self.reuse, callbacks=[evaluations])
+            except TrialFailure as failure:
+                self._fail(trial, failure)
+            except KeyboardInterrupt:
+                record_failure(trial, INTERRUPTED)
+                raise
+        record_trial_result(
+            trial, result, config_hash=fingerprint, library_versions=self.versions, device_count=self.device_count
+        )
+        if result.notes:
+            trial.set_user_attr("notes", result.notes)
+        self.curves.write(self.spec.study_name, trial.number, result.curves)
+        if evaluations.decision is not None:  # stopped at a rung: stored as PRUNED, with its curve so far
+            trial.set_user_attr(PRUNED_REASON, evaluations.decision.reason)
+            trial.set_user_attr(PRUNED_AT_STEP, evaluations.decision.step)
+            raise optuna.TrialPruned(evaluations.decision.reason)
+        values = self.spec.objective_values(result.eval_metrics, result.train_metrics, config.orpo.beta)
+        if not all(math.isfinite(value) for value in values):
+            self._fail(trial, TrialFailure(NON_FINITE_OBJECTIVE, str(dict(zip(self.spec.objective_names, values)))))
+        return values
+
+    def _fail(self, trial: optuna.Trial, failure: TrialFailure):
+        record_failure(trial, failure.reason)
+        if failure.detail:
+            trial.set_user_attr("failure_detail", failure.detail[:2000])
+        log.warning("trial %d failed: %s", trial.number, failure)
+        raise failure

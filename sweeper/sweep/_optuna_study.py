@@ -1,0 +1,59 @@
+"""Creating or joining the Optuna study a study file declares."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import optuna
+
+from ..config import ConfigError
+from ..storage import redact_url
+from ..study import StudySpec, build_pruner, build_sampler
+
+SPEC_ATTR = "sweeper_spec"
+
+
+def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker_index: int = 0) -> optuna.Study:
+    """Create the study, or join it when it exists. An existing study with other objectives is refused: its stored
+    values would mean something else."""
+    sampler = build_sampler(spec.sampler, len(spec.objectives), seed_offset=worker_index)
+    existing = {summary.study_name: summary for summary in optuna.get_all_study_summaries(storage)}
+    if spec.study_name in existing:
+        study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler, pruner=build_pruner(spec.pruner))
+        _check_same_objectives(spec, study)
+        return study
+    try:
+        study = optuna.create_study(
+            study_name=spec.study_name,
+            storage=storage,
+            directions=spec.directions,
+            sampler=sampler,
+            pruner=build_pruner(spec.pruner),
+        )
+    except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
+        return open_study(spec, storage, worker_index)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(spec.objective_names)
+    stored = json.loads(spec.model_dump_json())
+    stored["storage"] = redact_url(spec.storage)  # user attributes are shown by the dashboard and exports
+    study.set_user_attr(SPEC_ATTR, stored)
+    return study
+
+
+def _check_same_objectives(spec: StudySpec, study: optuna.Study) -> None:
+    stored_directions = [d.name.lower() for d in study.directions]
+    stored_names = study.metric_names
+    if stored_directions != spec.directions or (stored_names and stored_names != spec.objective_names):
+        url = getattr(study._storage, "url", "")
+        raise ConfigError(
+            f"study_name: {spec.study_name!r} already exists in {redact_url(url) if url else 'the storage'} with "
+            f"objectives {stored_names or '?'} ({', '.join(stored_directions)}), but the study file asks for "
+            f"{spec.objective_names} ({', '.join(spec.directions)}). Its stored values would mean something else: "
+            "choose a new study_name, or restore the original objectives."
+        )
+
+
+def stored_spec(study: optuna.Study) -> dict | None:
+    return study.user_attrs.get(SPEC_ATTR)

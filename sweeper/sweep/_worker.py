@@ -1,0 +1,97 @@
+"""A worker: joins the study and runs trials until the study-wide target or the timeout is reached."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from ..storage import CurveStore, TrialSlotLock, beating_trials, open_storage
+from ..study import StudySpec, beta_scaled_warnings
+from ..training import TrialReuse
+from ..trial import TrialFailure
+from ._objective import TrialObjective
+from ._optuna_study import open_study
+from ._progress import ProgressLine, trials_toward_target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeartbeatSettings:
+    """A worker beats every `interval_s`; a RUNNING trial silent for `grace_s` is failed and queued again."""
+
+    interval_s: int = 10
+    grace_s: int = 60
+
+
+def target_reached(study: optuna.Study, spec: StudySpec) -> bool:
+    if spec.n_trials is None:
+        return False
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return not waiting and trials_toward_target(study) >= spec.n_trials
+
+
+def requeue_dead_workers_trials(study: optuna.Study) -> None:
+    """Fail each RUNNING trial whose heartbeat is older than the grace period (its worker died) and queue a copy."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def run_worker(
+    spec: StudySpec,
+    worker_index: int = 0,
+    heartbeat: HeartbeatSettings = HeartbeatSettings(),
+    show_progress: bool = True,
+    device_count: int = 1,
+) -> optuna.Study:
+    """Run trials until the target or timeout. Ctrl-C propagates as KeyboardInterrupt after the running trial
+    is recorded as FAIL with reason `interrupted`."""
+    storage = open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
+    study = open_study(spec, storage, worker_index)
+    for warning in beta_scaled_warnings(spec):
+        log.warning(warning)
+    curves = CurveStore(spec.storage)
+    slot = TrialSlotLock(spec.storage, spec.study_name)
+    # the new trial exists (and counts toward the target) once the objective runs: other workers may check now
+    objective = TrialObjective(spec, curves, device_count, on_trial_created=slot.release, reuse=TrialReuse())
+    progress = ProgressLine(study, spec.n_trials) if show_progress else None
+    started = time.monotonic()
+    # What is alive now (imported modules: ~0.5M objects with torch and TRL) lives as long as the worker. Frozen, it
+    # is skipped by the full collections each trial triggers (the trainer's and ours), about 0.3 s each on a CPU.
+    gc.collect()
+    gc.freeze()
+    try:
+        while True:
+            if spec.timeout_s is not None and time.monotonic() - started >= spec.timeout_s:
+                break
+            slot.acquire()
+            try:
+                requeue_dead_workers_trials(study)  # before counting: a dead worker's trial must not count
+                reached = target_reached(study, spec)
+                if reached and not beating_trials(study):
+                    break
+                if not reached:
+                    study.optimize(objective, n_trials=1, catch=(TrialFailure,))
+            finally:
+                slot.release()
+            if reached:
+                # Other workers' running trials make up the target. Stay until they end: if one's worker dies, its
+                # trial is re-queued after the grace period, and this worker runs it.
+                time.sleep(heartbeat.interval_s)
+                continue
+            if progress:
+                progress.show()
+    finally:
+        gc.unfreeze()
+        slot.close()
+        curves.close()
+        if progress:
+            progress.show(final=True)
+    return study

@@ -1,0 +1,130 @@
+"""The report opens in headless Chromium with every figure drawn and no console error, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+
+from _known_study import FAILED_TRIAL, FAILURE_REASON, PRUNED_TRIAL, write_study_file
+from sweeper.analysis import analyze_study
+from sweeper.cli import main
+from sweeper.report import SECTIONS, render_report, write_report
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+# Runs in the page before plotly: records console errors and uncaught exceptions, then, once everything has
+# loaded, which plot divs hold a drawn figure. Results land on <html> attributes, which --dump-dom prints.
+PROBE = """<script>
+(function () {
+  var errors = [];
+  var record = function (text) {
+    errors.push(String(text));
+    document.documentElement.setAttribute('data-errors', JSON.stringify(errors));
+  };
+  var consoleError = console.error;
+  console.error = function () {
+    record(Array.prototype.join.call(arguments, ' '));
+    consoleError.apply(console, arguments);
+  };
+  window.addEventListener('error', function (event) { record(event.message || 'resource failed to load'); }, true);
+  window.addEventListener('unhandledrejection', function (event) { record('unhandled rejection: ' + event.reason); });
+  window.addEventListener('load', function () {
+    setTimeout(function () {
+      var plots = Array.prototype.slice.call(document.querySelectorAll('.js-plotly-plot'));
+      var drawn = plots.filter(function (div) {
+        return div.querySelector('.main-svg') !== null && div._fullData && div._fullData.length > 0;
+      });
+      document.documentElement.setAttribute('data-plots', String(plots.length));
+      document.documentElement.setAttribute('data-drawn', drawn.map(function (div) { return div.id; }).join(','));
+      document.documentElement.setAttribute('data-errors', JSON.stringify(errors));
+    }, 1000);
+  });
+})();
+</script>"""
+
+
+def _chromium() -> str:
+    for name in CHROMIUM_NAMES:
+        if path := shutil.which(name):
+            return path
+    message = "no headless Chromium on PATH; install Debian's package: apt-get install -y chromium"
+    if os.environ.get("SWEEPER_REQUIRE_CHROMIUM") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _run_chromium(*arguments: str) -> subprocess.CompletedProcess:
+    command = [
+        _chromium(), "--headless", "--no-sandbox", "--disable-dev-shm-usage",
+        "--enable-unsafe-swiftshader",  # parallel coordinates draw with WebGL: software rendering, on purpose
+        "--enable-logging=stderr", "--v=0", "--window-size=1280,4200", "--virtual-time-budget=20000", *arguments,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=150)
+
+
+@pytest.fixture(scope="module")
+def report_path(known_study, tmp_path_factory):
+    return write_report(analyze_study(*known_study), tmp_path_factory.mktemp("report") / "report.html")
+
+
+def test_every_figure_renders_in_headless_chromium_without_console_errors(report_path, tmp_path):
+    page = report_path.read_text(encoding="utf-8")
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
+    run = _run_chromium("--dump-dom", probed.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    root = re.search(r"<html[^>]*>", run.stdout).group(0)
+    attributes = dict(re.findall(r'data-(plots|drawn|errors)="([^"]*)"', root))
+    assert attributes, f"the page never finished loading:\n{run.stderr[-2000:]}"
+    errors = json.loads(attributes["errors"].replace("&quot;", '"'))
+    uncaught = [line for line in run.stderr.splitlines() if "CONSOLE" in line and "Uncaught" in line]
+    assert errors == [] and uncaught == [], (errors, uncaught)
+    assert int(attributes["plots"]) == len(SECTIONS)
+    assert attributes["drawn"].split(",") == [f"figure-{i}" for i in range(len(SECTIONS))]
+
+
+def test_screenshot_of_the_report(report_path, tmp_path):
+    screenshot = tmp_path / "report.png"
+    run = _run_chromium(f"--screenshot={screenshot}", report_path.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert screenshot.stat().st_size > 100_000  # a blank page of this size compresses to a few kB
+    print(f"screenshot: {screenshot}")
+
+
+def test_report_is_self_contained_and_shows_the_analysis(report_path):
+    page = report_path.read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]+src=", page)  # plotly.js inline: opens offline
+    assert page.count("Plotly.newPlot(") == len(SECTIONS)
+    for title in ("Pareto front", "Hypervolume history", "Claims", "Failed and pruned trials"):
+        assert title in page
+    assert FAILURE_REASON in page and "pruned at step 8" in page
+    assert "contradicted" in page and "supported" in page
+    assert str(FAILED_TRIAL) in page and str(PRUNED_TRIAL) in page
+
+
+def test_single_objective_study_renders(tmp_path):
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    study = optuna.create_study(study_name="one", storage=url, direction="maximize")
+    for number in range(5):
+        study.add_trial(optuna.trial.create_trial(
+            params={"beta": 0.1 * (number + 1)}, distributions={"beta": FloatDistribution(0.05, 1.0)}, value=number,
+        ))
+    analysis = analyze_study("one", url)
+    assert analysis.hypervolume is None and analysis.pareto_numbers == [4]
+    page = render_report(analysis)
+    assert "Best value_0 so far" in page and page.count("Plotly.newPlot(") == len(SECTIONS)
+
+
+def test_report_command_writes_the_file(known_study, tmp_path, capsys):
+    study_name, url = known_study
+    study_file = write_study_file(tmp_path / "known.yaml", study_name, url)
+    out = tmp_path / "out" / "report.html"
+    assert main(["report", str(study_file), "-o", str(out)]) == 0
+    assert out.stat().st_size > 1_000_000 and str(out) in capsys.readouterr().out

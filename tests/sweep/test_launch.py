@@ -1,0 +1,115 @@
+"""Real worker processes: `sweeper sweep --workers 3` on PostgreSQL and SQLite, and Ctrl-C on a running sweep."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from sweeper.metrics import ORPO_METRICS
+from sweeper.storage import CurveStore
+from sweeper.study import load_study_spec
+
+pytestmark = pytest.mark.integration
+
+
+def _sweeper(*args: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sweeper.cli", *args], text=True, **popen)
+
+
+def _check_every_trial_accounted_for(study_file, n_trials: int) -> None:
+    spec = load_study_spec(study_file)
+    study = optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+    trials = study.get_trials()
+    assert len(trials) == n_trials  # none lost, none run twice
+    assert sorted(t.number for t in trials) == list(range(n_trials))
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.FAIL}
+    assert all(t.user_attrs.get("failure_reason") for t in trials if t.state == TrialState.FAIL)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) >= n_trials - 1
+    with CurveStore(spec.storage) as curves:
+        rows = curves.read(spec.study_name)
+    for trial in complete:
+        stored = {(row["split"], row["metric"]) for row in rows if row["trial_number"] == trial.number}
+        assert stored >= {(split, metric) for split in ("train", "eval") for metric in ORPO_METRICS}
+    assert {row["trial_number"] for row in rows} <= {t.number for t in trials}
+
+
+@pytest.mark.postgres
+def test_three_workers_share_a_postgresql_study(write_fast_study, postgres_url):
+    study_file = write_fast_study(n_trials=5, storage=postgres_url)
+    sweep = _sweeper("sweep", str(study_file), "--workers", "3")
+    assert sweep.wait(timeout=900) == 0
+    _check_every_trial_accounted_for(study_file, 5)
+
+
+def test_three_workers_share_a_sqlite_study(write_fast_study):
+    study_file = write_fast_study(n_trials=5)
+    sweep = _sweeper("sweep", str(study_file), "--workers", "3")
+    assert sweep.wait(timeout=900) == 0
+    _check_every_trial_accounted_for(study_file, 5)
+
+
+def _wait_for_running_trial(spec, after_complete: int, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            study = optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if len(complete) >= after_complete and running:
+                return
+        except KeyError:  # the study is not created yet
+            pass
+        time.sleep(0.5)
+    raise AssertionError("no trial started running")
+
+
+def test_ctrl_c_records_the_running_trial_as_interrupted_and_a_rerun_resumes(write_fast_study):
+    # long enough a trial that the interrupt lands in the middle of training
+    study_file = write_fast_study(n_trials=3, training={"orpo.max_steps": 400})
+    spec = load_study_spec(study_file)
+    sweep = _sweeper("sweep", str(study_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_running_trial(spec, after_complete=0)
+    time.sleep(3)  # into the training loop
+    sweep.send_signal(signal.SIGINT)
+    _, stderr = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+
+    study = optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL and trial.user_attrs["failure_reason"] == "interrupted"
+    # points go to storage at each evaluation (pruning compares them): what was logged after the last one is not kept
+    with CurveStore(spec.storage) as curves:
+        rows = curves.read(spec.study_name)
+    assert {row["trial_number"] for row in rows} <= {trial.number}
+    eval_steps = {row["step"] for row in rows if row["split"] == "eval"}
+    assert all(row["step"] <= max(eval_steps) for row in rows), rows
+
+
+def test_an_interrupted_trial_does_not_count_toward_the_target(write_fast_study):
+    study_file = write_fast_study(n_trials=2)
+    spec = load_study_spec(study_file)
+    first = _sweeper("sweep", str(study_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_for_running_trial(spec, after_complete=1)
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=120)
+    assert first.returncode == 130
+
+    resumed = _sweeper("sweep", str(study_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert resumed.wait(timeout=600) == 0
+    trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+    states = [(t.state, t.user_attrs.get("failure_reason")) for t in trials]
+    assert states == [
+        (TrialState.COMPLETE, None),
+        (TrialState.FAIL, "interrupted"),
+        (TrialState.COMPLETE, None),
+    ]

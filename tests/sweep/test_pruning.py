@@ -1,0 +1,295 @@
+"""The dominated pruner: its rule on hand-built vectors and curves, its callback on a stored study, and a real tiny
+sweep in which a dominated trial is stopped, stored as PRUNED, and the sampler goes on."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from transformers import TrainerControl, TrainerState, TrainingArguments
+
+from sweeper.metrics import CurvePoint
+from sweeper.storage import CurveStore, open_storage
+from sweeper.study import load_study_spec
+from sweeper.sweep import ProgressLine, open_study, run_worker, trials_toward_target
+from sweeper.sweep._intermediate import PLANNED_STEPS, PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
+from sweeper.sweep._pruning import curves_by_trial, decide, dominates, peer_vectors, rung_step, rung_threshold
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+MIN_MAX = ["minimize", "maximize"]
+
+
+# -- the rule
+
+
+def test_dominance_respects_each_objectives_direction():
+    assert dominates([1.0, 5.0], [2.0, 4.0], MIN_MAX)  # lower loss and higher margin
+    assert dominates([1.0, 4.0], [2.0, 4.0], MIN_MAX)  # better in one, equal in the other
+    assert not dominates([2.0, 4.0], [2.0, 4.0], MIN_MAX)  # equal is not better
+    assert not dominates([1.0, 3.0], [2.0, 4.0], MIN_MAX)  # a trade-off: neither dominates
+    assert not dominates([2.0, 4.0], [1.0, 3.0], MIN_MAX)
+    assert dominates([1.0, 1.0], [2.0, 2.0], ["minimize", "minimize"])
+    assert not dominates([1.0, 1.0], [2.0, 2.0], ["maximize", "maximize"])
+
+
+def test_a_missing_or_non_finite_value_counts_as_the_worst():
+    assert dominates([1.0, 0.0], [1.0, None], MIN_MAX)
+    assert dominates([1.0, 0.0], [math.nan, 0.0], MIN_MAX)
+    assert dominates([5.0, -9.0], [math.inf, -9.0], MIN_MAX)
+    assert not dominates([None, 0.0], [1.0, 0.0], MIN_MAX)
+
+
+def _decide(own, peers, min_peers=3, fraction=0.5):
+    return decide(own, peers, MIN_MAX, rung=0.5, step=10, min_peers=min_peers, dominated_fraction=fraction)
+
+
+def test_a_trial_dominated_by_enough_peers_stops_and_the_reason_says_by_how_many():
+    peers = [[1.0, 5.0], [1.5, 4.5], [3.0, 9.0], [0.5, 0.0]]  # the first two dominate [2, 4]; the others do not
+    decision = _decide([2.0, 4.0], peers)
+    assert (decision.peers, decision.dominated_by, decision.needed, decision.prune) == (4, 2, 2, True)
+    assert decision.reason == (
+        "pruned at rung 0.5 of the schedule (evaluation at step 10): dominated by 2 of 4 trials that reached this "
+        "rung (stops at 2)"
+    )
+
+
+def test_one_dominating_peer_short_of_the_fraction_keeps_the_trial():
+    peers = [[1.0, 5.0], [3.0, 9.0], [0.5, 0.0], [2.5, 4.5]]  # only the first dominates
+    decision = _decide([2.0, 4.0], peers)
+    assert (decision.dominated_by, decision.needed, decision.prune) == (1, 2, False)
+
+
+def test_the_fraction_rounds_up_and_needs_at_least_one_peer():
+    five = [[1.0, 5.0]] * 3 + [[3.0, 9.0]] * 2
+    assert _decide([2.0, 4.0], five, fraction=0.5).needed == 3  # ceil(2.5)
+    assert _decide([2.0, 4.0], five, fraction=0.5).prune
+    assert not _decide([2.0, 4.0], five, fraction=0.8).prune  # needs 4
+    assert _decide([2.0, 4.0], five, fraction=0.01).needed == 1
+    assert _decide([2.0, 4.0], [[1.0, 5.0]] * 4, fraction=1.0).prune  # every peer dominates
+    assert not _decide([2.0, 4.0], [[1.0, 5.0]] * 3 + [[2.0, 4.0]], fraction=1.0).prune  # one ties
+
+
+def test_no_trial_is_pruned_before_min_peers_trials_reached_the_rung():
+    dominating = [[0.0, 9.0]] * 2
+    decision = _decide([2.0, 4.0], dominating, min_peers=3)
+    assert (decision.dominated_by, decision.needed, decision.prune) == (2, 0, False)
+    assert _decide([2.0, 4.0], dominating * 2, min_peers=3).prune
+
+
+def test_rungs_are_fractions_of_each_trials_schedule_or_absolute_steps():
+    assert rung_threshold(0.25, 100) == 25
+    assert rung_threshold(0.25, 10) == 3  # rounded up: the rung is never before its share of the schedule
+    assert rung_threshold(0.01, 10) == 1  # never step 0, the evaluation before training
+    assert rung_threshold(20, 10) == 20  # absolute steps ignore the schedule
+    assert rung_step([0, 4, 8, 12], 3) == 4  # the first evaluation at or after the rung
+    assert rung_step([0, 4, 8], 4) == 4
+    assert rung_step([0, 4, 8], 9) is None  # not reached yet
+
+
+def _rows(trial_number, split, step, **metrics):
+    return [
+        {"trial_number": trial_number, "split": split, "metric": metric, "step": step, "value": value}
+        for metric, value in metrics.items()
+    ]
+
+
+def _eval(trial_number, step, nll, margin):
+    return _rows(trial_number, "eval", step, nll_loss=nll, margin=margin)
+
+
+def _objective(eval_metrics, train_metrics):
+    return [eval_metrics["eval_nll_loss"], eval_metrics["eval_margin"]]
+
+
+def test_peer_vectors_are_read_at_each_peers_own_rung_step():
+    rows = [
+        # trial 0 plans 8 steps, evaluated every 2: rung 0.5 = step 4
+        *_eval(0, 0, 5.0, 0.0), *_eval(0, 2, 4.0, 0.1), *_eval(0, 4, 3.0, 0.2), *_eval(0, 6, 2.0, 0.3),
+        # trial 1 plans 20 steps, evaluated every 4: rung 0.5 = step 10 -> its evaluation at step 12
+        *_eval(1, 0, 5.0, 0.0), *_eval(1, 8, 3.5, 0.4), *_eval(1, 12, 2.5, 0.6),
+        # trial 2 plans 20 steps but is still at step 8: it has not reached the rung
+        *_eval(2, 0, 5.0, 0.0), *_eval(2, 8, 1.0, 0.9),
+        # trial 3 has the rung's evaluation but without the margin: it cannot be compared
+        *_rows(3, "eval", 4, nll_loss=1.0),
+        # trial 4 diverged at its rung: NaN was stored as NULL, so it compares as the worst
+        *_eval(4, 4, None, 0.5),
+    ]
+    peers = {number: (planned, _objective) for number, planned in {0: 8, 1: 20, 2: 20, 3: 8, 4: 8, 5: 8}.items()}
+    vectors = peer_vectors(rows, peers, 0.5)
+    assert vectors[:2] == [[3.0, 0.2], [2.5, 0.6]]
+    assert len(vectors) == 3 and math.isnan(vectors[2][0])
+    # an absolute rung is the same step for everyone: trial 0 (last evaluated at 6) has not reached step 8
+    assert peer_vectors(rows, peers, 8) == [[3.5, 0.4], [1.0, 0.9]]
+    # a peer without its planned steps cannot place a fraction rung
+    assert peer_vectors(rows, {0: (None, _objective)}, 0.5) == []
+
+
+def test_training_metrics_at_a_rung_are_the_latest_logged_at_or_before_it():
+    rows = [*_rows(0, "train", 2, loss=3.0), *_rows(0, "train", 4, loss=2.0), *_rows(0, "train", 6, loss=1.0)]
+    curve = curves_by_trial([*rows, *_eval(0, 4, 3.0, 0.2)])[0]
+    assert curve.train_metrics(4) == {"loss": 2.0}
+    assert curve.train_metrics(5) == {"loss": 2.0}
+    assert curve.train_metrics(1) == {}
+
+
+# -- the callback, on a stored study of hand-built curves (no training)
+
+
+def _study_file(write_fast_study, **pruner):
+    return write_fast_study(pruner={"name": "dominated", "rungs": [0.5], "min_peers": 2, **pruner} if pruner else None)
+
+
+def _stored_peers(spec, storage, vectors_at_step_4):
+    """COMPLETE trials planned for 8 steps whose evaluation at step 4 gives `vectors_at_step_4`."""
+    study = open_study(spec, storage)
+    with CurveStore(spec.storage) as curves:
+        for nll, margin in vectors_at_step_4:
+            trial = study.ask()
+            spec.space.suggest(trial)
+            trial.set_user_attr(PLANNED_STEPS, 8)
+            trial.set_user_attr("training_config", {"orpo": {"beta": 0.1}})
+            # eval_logp_margin = logps/chosen - logps/rejected
+            points = [CurvePoint(4, "eval", "nll_loss", nll), CurvePoint(4, "eval", "logps/chosen", margin),
+                      CurvePoint(4, "eval", "logps/rejected", 0.0)]
+            curves.write(spec.study_name, trial.number, points)
+            study.tell(trial, [nll, margin])
+    return study
+
+
+def _evaluate_at(callback, step, nll, margin, max_steps=8):
+    args = TrainingArguments(output_dir="unused", report_to=[])
+    state, control = TrainerState(), TrainerControl()
+    state.max_steps, state.global_step = max_steps, 0
+    callback.on_train_begin(args, state, control)
+    state.global_step = step
+    logs = {"eval_nll_loss": nll, "eval_logps/chosen": margin, "eval_logps/rejected": 0.0}
+    callback.on_log(args, state, control, logs=logs)
+    callback.on_evaluate(args, state, control, metrics=logs)
+    return control
+
+
+@pytest.mark.parametrize(
+    ("own", "stops"),
+    [((3.0, 0.1), True), ((1.0, 0.1), False)],
+    ids=["dominated-by-both", "best-loss"],
+)
+def test_the_callback_stops_a_dominated_trial_and_stores_its_evaluations_as_it_goes(write_fast_study, own, stops):
+    spec = load_study_spec(_study_file(write_fast_study, dominated_fraction=1.0))
+    storage = open_storage(spec.storage, heartbeat_interval_s=None)
+    study = _stored_peers(spec, storage, [(2.0, 0.5), (2.5, 0.3)])
+    trial = study.ask()
+    with CurveStore(spec.storage) as curves:
+        callback = IntermediateEvaluations(trial, spec, curves, beta=0.1)
+        control = _evaluate_at(callback, 4, *own)
+        stored = {(row["metric"], row["step"]) for row in curves.read(spec.study_name, trial.number)}
+    assert {("nll_loss", 4), ("logps/chosen", 4)} <= stored  # written at the evaluation, before the trial ends
+    assert study.trials[trial.number].user_attrs[PLANNED_STEPS] == 8
+    assert control.should_training_stop is stops
+    assert (callback.decision is not None) is stops
+    if stops:
+        assert "dominated by 2 of 2 trials" in callback.decision.reason
+
+
+def test_an_objective_on_training_metrics_compares_each_peers_latest_training_log(write_fast_study):
+    spec = load_study_spec(write_fast_study(
+        objectives=[{"name": "eval_nll_loss"}, {"name": "train_nll_loss"}],
+        pruner={"name": "dominated", "rungs": [4], "min_peers": 2, "dominated_fraction": 1.0},
+    ))
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    with CurveStore(spec.storage) as curves:
+        for train_nll in (1.0, 1.5):  # both peers: eval NLL 2.0 at step 4, training NLL logged at 2 and 4
+            trial = study.ask()
+            spec.space.suggest(trial)
+            curves.write(spec.study_name, trial.number, [
+                CurvePoint(2, "train", "nll_loss", 9.0), CurvePoint(4, "train", "nll_loss", train_nll),
+                CurvePoint(6, "train", "nll_loss", 0.1), CurvePoint(4, "eval", "nll_loss", 2.0),
+            ])
+            study.tell(trial, [2.0, train_nll])
+        verdicts = []
+        for own_train_nll in (2.0, 1.2):  # worse than both peers' step-4 training NLL; better than one of them
+            callback = IntermediateEvaluations(study.ask(), spec, curves, beta=0.1)
+            args = TrainingArguments(output_dir="unused", report_to=[])
+            state, control = TrainerState(), TrainerControl()
+            state.max_steps = 8
+            callback.on_train_begin(args, state, control)
+            state.global_step = 4
+            callback.on_log(args, state, control, logs={"nll_loss": own_train_nll, "loss": 3.0})
+            callback.on_log(args, state, control, logs={"eval_nll_loss": 2.5})
+            callback.on_evaluate(args, state, control, metrics={"eval_nll_loss": 2.5})
+            verdicts.append((control.should_training_stop, callback.decision and callback.decision.dominated_by))
+    assert verdicts == [(True, 2), (False, None)]
+
+
+def test_no_rung_no_stop_the_callback_only_stores_points_when_pruning_is_off(write_fast_study):
+    spec = load_study_spec(write_fast_study())
+    assert not spec.pruner.enabled
+    study = _stored_peers(spec, open_storage(spec.storage, heartbeat_interval_s=None), [(2.0, 0.5), (2.5, 0.3)])
+    trial = study.ask()
+    with CurveStore(spec.storage) as curves:
+        callback = IntermediateEvaluations(trial, spec, curves, beta=0.1)
+        control = _evaluate_at(callback, 4, 9.0, -1.0)
+        assert curves.read(spec.study_name, trial.number)
+    assert not control.should_training_stop and callback.decision is None
+
+
+def test_a_rung_at_the_last_step_prunes_nothing(write_fast_study):
+    spec = load_study_spec(_study_file(write_fast_study, dominated_fraction=0.5))
+    study = _stored_peers(spec, open_storage(spec.storage, heartbeat_interval_s=None), [(2.0, 0.5), (2.5, 0.3)])
+    with CurveStore(spec.storage) as curves:
+        callback = IntermediateEvaluations(study.ask(), spec, curves, beta=0.1)
+        control = _evaluate_at(callback, 4, 9.0, -1.0, max_steps=4)  # rung 0.5 of 4 steps = 2 -> checked at 4
+    assert not control.should_training_stop and callback.decision is None
+
+
+def test_pruned_trials_count_toward_the_target_and_show_in_the_progress_line(write_fast_study):
+    spec = load_study_spec(write_fast_study())
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED):
+        trial = study.ask()
+        spec.space.suggest(trial)
+        study.tell(trial, [1.0, 0.0] if state == TrialState.COMPLETE else None, state=state)
+    assert trials_toward_target(study) == 3
+    line = ProgressLine(study, spec.n_trials, stream=io.StringIO()).render()
+    assert line.startswith("trials 3/3 · 0 running · 0 failed · 2 pruned · Pareto front 1 · ")
+
+
+# -- a real tiny sweep
+
+
+def test_a_real_sweep_prunes_dominated_trials_and_the_sampler_goes_on(write_fast_study):
+    # Two beta-free objectives that move together on the tiny task, so that a barely learning trial is dominated.
+    study_file = write_fast_study(
+        n_trials=5,
+        training={"orpo.max_steps": 8, "orpo.eval_steps": 2, "orpo.logging_steps": 2},
+        objectives=[{"name": "eval_nll_loss"}, {"name": "eval_loss_unit_beta"}],
+        sampler={"name": "tpe", "seed": 0, "options": {"n_startup_trials": 2}},
+        pruner={"name": "dominated", "rungs": [0.25, 0.5], "min_peers": 2, "dominated_fraction": 0.5},
+    )
+    spec = load_study_spec(study_file)
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    for learning_rate in (1e-2, 5e-3, 1e-4):  # two that learn, then one that barely moves
+        study.enqueue_trial({"learning_rate": learning_rate, "per_device_train_batch_size": 8, "weight_decay": 0.0})
+    run_worker(spec, show_progress=False)
+
+    trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+    assert len(trials) == 5
+    assert [t.state for t in trials[:2]] == [TrialState.COMPLETE] * 2  # fewer than min_peers before them
+    slow = trials[2]
+    assert slow.state == TrialState.PRUNED and slow.values is None
+    assert slow.user_attrs[PRUNED_AT_STEP] == 2  # rung 0.25 of 8 steps
+    assert slow.user_attrs[PRUNED_REASON].startswith("pruned at rung 0.25 of the schedule (evaluation at step 2)")
+    assert "dominated by 2 of 2 trials" in slow.user_attrs[PRUNED_REASON]
+    assert slow.user_attrs["global_steps"] == 2 and slow.user_attrs[PLANNED_STEPS] == 8
+    with CurveStore(spec.storage) as curves:
+        steps = {(row["split"], row["step"]) for row in curves.read(spec.study_name, slow.number)}
+    assert steps == {("eval", 0), ("eval", 2), ("train", 2)}  # its curve up to where it stopped
+
+    # TPE proposed the last two with a PRUNED multi-objective trial in its history; each ran or was pruned
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials[3:])
+    assert all("learning_rate" in t.params for t in trials[3:])
+    for trial in trials:
+        if trial.state == TrialState.COMPLETE:
+            assert trial.user_attrs[PLANNED_STEPS] == trial.user_attrs["global_steps"] == 8

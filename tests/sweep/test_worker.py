@@ -1,0 +1,151 @@
+"""Real tiny sweeps in this process: trials, objectives, user attributes and curves stored; resume; failures."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from sweeper.config import ConfigError
+from sweeper.metrics import ORPO_METRICS
+from sweeper.storage import open_storage
+from sweeper.study import load_study_spec
+from sweeper.sweep import open_study, run_worker, status_rows
+
+# FAST_TRIAL in tests/conftest.py: 8 steps, logged every 2, evaluated every 4 (and before training).
+TRAIN_STEPS = [2, 4, 6, 8]
+EVAL_STEPS = [0, 4, 8]
+
+
+def _sweep(study_file, **load_options) -> optuna.Study:
+    spec = load_study_spec(study_file, **load_options)
+    return run_worker(spec, show_progress=False)
+
+
+def test_multi_objective_sweep_on_sqlite_stores_trials_objectives_and_every_curve_point(write_fast_study):
+    study_file = write_fast_study(n_trials=3)
+    spec = load_study_spec(study_file)
+    _sweep(study_file)
+
+    # Plain Optuna, no sweeper code: what optuna-dashboard and a user's notebook see.
+    study = optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert study.metric_names == ["eval_nll_loss", "eval_logp_margin"]
+    for trial in trials:
+        attrs = trial.user_attrs
+        nll, logp_margin = trial.values
+        assert nll == pytest.approx(attrs["eval_nll_loss"])
+        beta = attrs["training_config"]["orpo"]["beta"]
+        assert logp_margin == pytest.approx(attrs["eval_rewards/margins"] / beta, rel=1e-3, abs=1e-6)
+        assert math.isfinite(attrs["eval_loss"])  # the raw, beta-weighted values are kept beside the objectives
+        assert attrs["effective_batch_size"] == trial.params["per_device_train_batch_size"]
+        assert attrs["runtime_s"] > 0 and len(attrs["config_hash"]) >= 12
+        assert {"torch", "trl", "peft", "optuna"} <= set(attrs["library_versions"])
+        assert "failure_reason" not in attrs
+
+    # Plain SQL on the curves table: every metric, both splits, every logged step, for every trial.
+    engine = sqlalchemy.create_engine(spec.storage)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sqlalchemy.text(
+                "SELECT trial_number, split, metric, step, value FROM sweeper_curve_points WHERE study_name = :name"
+            ),
+            {"name": spec.study_name},
+        ).all()
+    engine.dispose()
+    points = {(trial, split, metric, step) for trial, split, metric, step, _ in rows}
+    for trial in trials:
+        for metric in ORPO_METRICS:
+            for step in TRAIN_STEPS:
+                assert (trial.number, "train", metric, step) in points, (trial.number, metric, step)
+            for step in EVAL_STEPS:
+                assert (trial.number, "eval", metric, step) in points, (trial.number, metric, step)
+    assert all(value is not None and math.isfinite(value) for *_, value in rows)
+    assert len(rows) == len(points)  # no point stored twice
+
+
+def test_running_again_resumes_to_the_target_without_repeating_finished_trials(write_fast_study):
+    first = _sweep(write_fast_study(n_trials=2))
+    finished = {t.number: (t.params, t.datetime_complete) for t in first.get_trials()}
+
+    resumed = _sweep(write_fast_study(n_trials=4))
+    trials = resumed.get_trials()
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    for number, (params, completed_at) in finished.items():
+        assert trials[number].params == params and trials[number].datetime_complete == completed_at
+
+    again = _sweep(write_fast_study(n_trials=4))  # target already reached: nothing runs
+    assert len(again.get_trials()) == 4
+
+
+def test_failures_are_stored_with_their_reason_and_the_study_goes_on(write_fast_study, monkeypatch):
+    # max_grad_norm 0 turns clipping off, so a huge learning rate really blows the weights up.
+    study_file = write_fast_study(n_trials=5, training={"orpo.max_grad_norm": 0.0})
+    spec = load_study_spec(study_file)
+    study = open_study(spec, open_storage(spec.storage))
+    good = {"learning_rate": 3e-3, "weight_decay": 0.0}
+    study.enqueue_trial({**good, "per_device_train_batch_size": 4, "weight_decay": 0.0777})  # raises
+    study.enqueue_trial({**good, "per_device_train_batch_size": 4, "learning_rate": 1e30})  # diverges
+    study.enqueue_trial({**good, "per_device_train_batch_size": 8})  # OOM at 8, passes at 4
+    study.enqueue_trial({**good, "per_device_train_batch_size": 2})  # runs as asked
+    monkeypatch.setenv("SWEEPER_FAULT_RAISE_IF", "orpo.weight_decay=0.0777")
+    monkeypatch.setenv("SWEEPER_FAULT_OOM_ABOVE_MICRO_BATCH", "4")
+
+    trials = _sweep(study_file).get_trials()
+
+    assert len(trials) == 5
+    raised, diverged, out_of_memory, small, sampled = trials
+    assert raised.state == TrialState.FAIL and raised.user_attrs["failure_reason"] == "InjectedFault"
+    assert diverged.state == TrialState.FAIL and diverged.user_attrs["failure_reason"] == "non-finite loss"
+    assert out_of_memory.state == TrialState.COMPLETE
+    assert out_of_memory.user_attrs["effective_batch_size"] == 8  # 4 x 2 after the retry: the same as asked
+    assert "out of memory" in " ".join(out_of_memory.user_attrs["notes"])
+    assert small.state == TrialState.COMPLETE and "notes" not in small.user_attrs
+    assert sampled.state in (TrialState.COMPLETE, TrialState.FAIL)  # sampled after the failures: the study went on
+    if sampled.state == TrialState.FAIL:
+        assert sampled.user_attrs["failure_reason"]
+
+
+def test_out_of_memory_at_the_smallest_micro_batch_fails_with_its_reason(write_fast_study, monkeypatch):
+    study_file = write_fast_study(n_trials=1)
+    spec = load_study_spec(study_file)
+    open_study(spec, open_storage(spec.storage)).enqueue_trial(
+        {"learning_rate": 3e-3, "weight_decay": 0.0, "per_device_train_batch_size": 4}
+    )
+    monkeypatch.setenv("SWEEPER_FAULT_OOM_ABOVE_MICRO_BATCH", "1")  # 4 fails, and so does 2 on the retry
+
+    (trial,) = _sweep(study_file).get_trials()
+    assert trial.state == TrialState.FAIL and trial.user_attrs["failure_reason"] == "out of memory"
+
+
+def test_a_study_name_reused_with_other_objectives_is_refused(write_fast_study):
+    spec = load_study_spec(write_fast_study(n_trials=1))
+    open_study(spec, open_storage(spec.storage))
+    flipped = load_study_spec(
+        write_fast_study(
+            n_trials=1,
+            objectives=[
+                {"name": "eval_loss_unit_beta", "direction": "minimize"},
+                {"name": "eval_reward_accuracy", "direction": "maximize"},
+            ],
+        )
+    )
+    with pytest.raises(ConfigError, match="already exists.*choose a new study_name"):
+        open_study(flipped, open_storage(flipped.storage))
+    study = optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]  # untouched
+
+
+def test_status_rows_mark_the_pareto_front(write_fast_study):
+    study = _sweep(write_fast_study(n_trials=3))
+    rows = status_rows(study)
+    front = {t.number for t in study.best_trials}
+    assert {row["number"] for row in rows if row["pareto"]} == front and front
+    assert all(row["state"] == "COMPLETE" and len(row["values"]) == 2 for row in rows)
+    # Optuna names a parameter by the last part of its path, so the dashboard stays readable
+    assert set(rows[0]["params"]) == {"learning_rate", "per_device_train_batch_size", "weight_decay"}
