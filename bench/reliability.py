@@ -286,6 +286,7 @@ def kill_worker(workdir: Path, storage: str) -> Outcome:
     killed_at = time.time()
     outcome.exit_codes.append(sweep.wait(900))
     settle(outcome, storage, name, [sweep.output()])
+    outcome.facts["kill reported"] = "was killed by signal 9" in sweep.output()
     trials = {t.number: t for t in trials_of(storage, name)}
     victims = [number for number in running if trials[number].state == TrialState.FAIL]
     outcome.facts["killed trials"] = victims

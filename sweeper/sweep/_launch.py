@@ -12,7 +12,7 @@ from ..storage import open_storage
 from ..study import StudySpec
 from ._optuna_study import open_study
 from ._progress import ProgressLine
-from ._worker import HeartbeatSettings, requeue_dead_workers_trials
+from ._worker import HeartbeatSettings, requeue_dead_workers_trials, target_reached
 
 # The storage URL reaches workers through their environment: a command line (with any password in the URL) is
 # readable by every user of the machine, a process's environment only by its owner.
@@ -47,7 +47,9 @@ def launch_workers(
     n_workers: int,
     heartbeat: HeartbeatSettings,
 ) -> int:
-    """Start the workers, show one progress line for all of them, and return the worst exit code."""
+    """Start the workers, show one progress line for all of them, and return an exit code: a worker's error code
+    (the worst) if one failed; else 0 when the study reached its target, even if a worker was killed on the way (the
+    others re-ran its trial), and 1 when a killed worker left the target unreached."""
     gpus = visible_gpus()
     if gpus and n_workers > len(gpus):
         print(f"warning: {n_workers} workers share {len(gpus)} GPU(s); each GPU runs several trials at once", file=sys.stderr)
@@ -79,4 +81,19 @@ def launch_workers(
         raise
     finally:
         progress.show(final=True)
-    return max(worker.returncode for worker in workers)
+    return _sweep_exit_code(workers, study, spec)
+
+
+def _sweep_exit_code(workers: list[subprocess.Popen], study, spec: StudySpec) -> int:
+    errors = [worker.returncode for worker in workers if worker.returncode > 0]
+    if errors:
+        return max(errors)
+    killed = [index for index, worker in enumerate(workers) if worker.returncode < 0]
+    for index in killed:
+        print(f"warning: worker {index} was killed by signal {-workers[index].returncode}; its running trial was "
+              "failed and queued again for the other workers", file=sys.stderr)
+    if killed and spec.n_trials is not None and not target_reached(study, spec):
+        print("error: killed workers left the study short of its target; run the same command again to resume",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -47,7 +47,8 @@ def test_killed_worker_trial_fails_within_grace_period_and_is_rerun(tmp_path, po
     drills.delete_drill_study(outcome)  # the counts are taken; the shared database is left clean
     assert_nothing_lost(outcome)
     assert outcome.failed == 1 and outcome.retried == 1, outcome
-    assert outcome.exit_codes == [0], outcome
+    assert outcome.exit_codes == [0], outcome  # the study reached its target: the other worker re-ran the trial
+    assert outcome.facts["kill reported"], outcome
     assert outcome.facts["worker processes"] == 2 and len(outcome.facts["killed trials"]) == 1, outcome
     # grace period 4 s, heartbeat every 1 s, the launcher looks every 2 s
     assert outcome.facts["seconds from kill to FAIL"] <= 4 + 1 + 2 + 2, outcome
