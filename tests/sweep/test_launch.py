@@ -14,8 +14,11 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from sweeper.metrics import ORPO_METRICS
-from sweeper.storage import CurveStore
+from sweeper.storage import CurveStore, open_storage
 from sweeper.study import load_study_spec
+from sweeper.sweep import open_study
+
+from conftest import FAST_SPACE
 
 pytestmark = pytest.mark.integration
 
@@ -96,13 +99,18 @@ def test_ctrl_c_records_the_running_trial_as_interrupted_and_a_rerun_resumes(wri
 
 
 def test_an_interrupted_trial_does_not_count_toward_the_target(write_fast_study):
-    study_file = write_fast_study(n_trials=2)
+    # the first trial is short, the second long enough that the interrupt surely lands in it, not after the sweep
+    study_file = write_fast_study(n_trials=2, space={**FAST_SPACE, "orpo.max_steps": {"choice": [8, 400]}})
     spec = load_study_spec(study_file)
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    for max_steps in (8, 400, 8):  # the third runs when the sweep resumes
+        study.enqueue_trial({"max_steps": max_steps})
     first = _sweeper("sweep", str(study_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_for_running_trial(spec, after_complete=1)
+    time.sleep(2)  # into the training loop
     first.send_signal(signal.SIGINT)
-    first.communicate(timeout=120)
-    assert first.returncode == 130
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 130, stderr
 
     resumed = _sweeper("sweep", str(study_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert resumed.wait(timeout=600) == 0
