@@ -11,14 +11,13 @@ import time
 import optuna
 import pytest
 import sqlalchemy
+import yaml
 from optuna.trial import TrialState
 
 from sweeper.metrics import ORPO_METRICS
 from sweeper.storage import CurveStore, open_storage
 from sweeper.study import load_study_spec
 from sweeper.sweep import open_study
-
-from conftest import FAST_SPACE
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +99,10 @@ def test_ctrl_c_records_the_running_trial_as_interrupted_and_a_rerun_resumes(wri
 
 def test_an_interrupted_trial_does_not_count_toward_the_target(write_fast_study):
     # the first trial is short, the second long enough that the interrupt surely lands in it, not after the sweep
-    study_file = write_fast_study(n_trials=2, space={**FAST_SPACE, "orpo.max_steps": {"choice": [8, 400]}})
+    study_file = write_fast_study(n_trials=2)
+    fields = yaml.safe_load(study_file.read_text())
+    fields["space"]["orpo.max_steps"] = {"choice": [8, 400]}
+    study_file.write_text(yaml.safe_dump(fields, sort_keys=False))
     spec = load_study_spec(study_file)
     study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
     for max_steps in (8, 400, 8):  # the third runs when the sweep resumes
