@@ -67,6 +67,26 @@ def is_transient(error: BaseException) -> bool:
     return is_connection_error and not any(marker in text for marker in _PERMANENT_POSTGRES)
 
 
+# How libpq words a connection that could not be opened: no statement was sent on it.
+_NOT_CONNECTED_POSTGRES = ("connection to server", "could not connect to server")
+# What the server says only to a connection it refuses while starting or stopping.
+_REFUSED_WHILE_RESTARTING = ("the database system is starting up", "the database system is shutting down")
+
+
+def nothing_was_sent(error: BaseException) -> bool:
+    """A transient error that leaves no doubt that the call stored nothing: no connection could be opened to
+    PostgreSQL, or SQLite's lock kept the write out. (A connection lost mid-call may have committed first.)"""
+    if not is_transient(error):
+        return False
+    dbapi = _dbapi_error(error)
+    text = str(dbapi.orig).lower()
+    if type(dbapi.orig).__module__.startswith("sqlite3"):
+        return True
+    return any(text.startswith(marker) for marker in _NOT_CONNECTED_POSTGRES) or any(
+        marker in text for marker in _REFUSED_WHILE_RESTARTING
+    )
+
+
 def describe_storage_error(error: BaseException, url: str) -> str:
     """One line, password hidden: what the database said."""
     dbapi = _dbapi_error(error)
@@ -76,8 +96,15 @@ def describe_storage_error(error: BaseException, url: str) -> str:
     return redact_url(text) if "://" in text else text
 
 
-def call_with_retries(url: str, what: str, call: Callable[[], T], retry_s: float = STORAGE_RETRY_S) -> T:
-    """`call()`, retried while it fails with a transient storage error, for at most `retry_s` seconds."""
+def call_with_retries(
+    url: str,
+    what: str,
+    call: Callable[[], T],
+    retry_s: float = STORAGE_RETRY_S,
+    retry_if: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """`call()`, retried while it fails with an error `retry_if` accepts (by default a transient storage error), for
+    at most `retry_s` seconds."""
     started = time.monotonic()
     pause_s, attempt = _FIRST_PAUSE_S, 0
     while True:
@@ -85,7 +112,7 @@ def call_with_retries(url: str, what: str, call: Callable[[], T], retry_s: float
             result = call()
         except Exception as error:
             waited_s = time.monotonic() - started
-            if not is_transient(error) or waited_s + pause_s > retry_s:
+            if not retry_if(error) or waited_s + pause_s > retry_s:
                 raise
             attempt += 1
             log.warning(
@@ -120,15 +147,16 @@ def storage_failures_explained(url: str) -> Iterator[None]:
 _RETRIED_METHODS = (
     "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
     "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
-    "get_all_studies", "create_new_trial", "set_trial_param", "get_trial_id_from_study_id_trial_number",
+    "get_all_studies", "set_trial_param", "get_trial_id_from_study_id_trial_number",
     "get_trial_number_from_id", "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
     "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials", "get_best_trial", "get_trial_params",
     "get_trial_user_attrs", "get_trial_system_attrs", "_get_stale_trial_ids",
     # what Optuna's cache in front of the storage (every study has one) calls instead of the public methods
     "_get_trials", "_set_trial_param", "_get_best_trial_id",
 )
-# Not retried: `_create_new_trial`, whose commit may land before the connection drops; a blind retry would leave a
-# second RUNNING trial that no worker runs.
+# Creating a trial is retried only when nothing was sent (`nothing_was_sent`): its commit may land just before the
+# connection drops, and a blind retry would leave a second RUNNING trial that no worker runs.
+_CREATE_METHODS = ("create_new_trial", "_create_new_trial")
 _outermost = threading.local()
 
 
@@ -159,25 +187,28 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
                 redact_url(self.url), trial_id, describe_storage_error(error, self.url),
             )
 
-    def _retried(self, name: str, call: Callable[[], T]) -> T:
+    def _retried(self, name: str, call: Callable[[], T], retry_if: Callable[[BaseException], bool] = is_transient) -> T:
         if getattr(_outermost, "active", False):
             return call()
         _outermost.active = True
         try:
-            return call_with_retries(self.url, name, call)
+            return call_with_retries(self.url, name, call, retry_if=retry_if)
         finally:
             _outermost.active = False
 
 
-def _retrying(name: str) -> Callable[..., Any]:
+def _retrying(name: str, retry_if: Callable[[BaseException], bool] = is_transient) -> Callable[..., Any]:
     method = getattr(optuna.storages.RDBStorage, name)
 
     @functools.wraps(method)
     def call(self: RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
-        return self._retried(name, lambda: method(self, *args, **kwargs))
+        # looked up at each call, as the overrides above do: what RDBStorage has then is what runs
+        return self._retried(name, lambda: getattr(optuna.storages.RDBStorage, name)(self, *args, **kwargs), retry_if)
 
     return call
 
 
 for _name in _RETRIED_METHODS:
     setattr(RetryingRDBStorage, _name, _retrying(_name))
+for _name in _CREATE_METHODS:
+    setattr(RetryingRDBStorage, _name, _retrying(_name, retry_if=nothing_was_sent))

@@ -13,7 +13,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from sweeper.storage import StorageFailure, call_with_retries, open_storage, storage_failures_explained
-from sweeper.storage._retry import RetryingRDBStorage, is_transient
+from sweeper.storage._retry import RetryingRDBStorage, is_transient, nothing_was_sent
 
 URL_WITH_PASSWORD = "postgresql+psycopg2://sweeper:s3cret@db.example:5432/sweeps"
 
@@ -118,4 +118,50 @@ def test_a_state_stored_before_the_connection_dropped_is_not_an_error(tmp_path, 
     monkeypatch.undo()
     assert len(calls) == 2
     assert [(t.state, t.values) for t in study.get_trials()] == [(TrialState.COMPLETE, [1.5])]
+    storage.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("error", "safe"),
+    [
+        (_dbapi(psycopg2.OperationalError('connection to server at "127.0.0.1", port 5432 failed: Connection refused')), True),
+        (_dbapi(psycopg2.OperationalError('connection to server at "127.0.0.1", port 5432 failed: FATAL: the database '
+                                          "system is shutting down")), True),
+        (_dbapi(psycopg2.OperationalError("FATAL: the database system is starting up")), True),
+        (_dbapi(sqlite3.OperationalError("database is locked")), True),
+        # the connection was open: the commit may have landed before it dropped
+        (_dbapi(psycopg2.OperationalError("server closed the connection unexpectedly"), invalidated=True), False),
+        (_dbapi(psycopg2.OperationalError('FATAL: password authentication failed for user "sweeper"')), False),
+    ],
+)
+def test_a_trial_is_created_again_only_when_nothing_was_sent(error, safe):
+    assert nothing_was_sent(error) is safe
+
+
+@pytest.mark.parametrize("safe", [True, False])
+def test_creating_a_trial_rides_through_a_refused_connection_but_never_stores_two(tmp_path, monkeypatch, safe):
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval_s=None)
+    study = optuna.create_study(storage=storage, directions=["minimize"])
+    real = optuna.storages.RDBStorage._create_new_trial
+    calls = []
+
+    def fail_once(self, study_id, template_trial=None):
+        calls.append(study_id)
+        if len(calls) == 1:
+            if safe:  # the server refused the connection: nothing reached it
+                raise _dbapi(psycopg2.OperationalError('connection to server at "127.0.0.1" failed: Connection refused'))
+            real(self, study_id, template_trial)  # stored, then the answer was lost
+            raise _dbapi(psycopg2.OperationalError("server closed the connection unexpectedly"), invalidated=True)
+        return real(self, study_id, template_trial)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "_create_new_trial", fail_once)
+    if safe:
+        study.ask()
+        assert len(calls) == 2
+    else:
+        with pytest.raises(sqlalchemy.exc.OperationalError):  # the worker stops; a rerun resumes the study
+            study.ask()
+        assert len(calls) == 1
+    monkeypatch.undo()
+    assert len(study.get_trials()) == 1  # one trial either way: never a second, orphaned one
     storage.engine.dispose()
