@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 STUDY ?= studies/default.yaml
 N_TRIALS ?=
-WORKERS ?= 1
+# default: one worker per visible GPU, 1 without a GPU
+WORKERS ?=
 PYTEST_ARGS ?=
 
 .PHONY: install sweep test trial status dashboard clean
@@ -21,7 +22,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 sweep: install
-	$(BIN)/sweeper sweep $(STUDY) $(if $(N_TRIALS),--n-trials $(N_TRIALS)) --workers $(WORKERS)
+	$(BIN)/sweeper sweep $(STUDY) $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
 
 trial: install
 	$(BIN)/sweeper trial configs/tiny.yaml

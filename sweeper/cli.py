@@ -134,8 +134,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _quiet_libraries()
     _setup_sweep_logging()
     from .storage import storage_failures_explained
-    from .sweep import check_study_inputs, launch_workers, run_worker
+    from .sweep import check_study_inputs, launch_workers, run_worker, visible_gpus
 
+    if args.workers is None:
+        args.workers = max(1, len(visible_gpus()))  # one worker per GPU
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give 1 or more worker processes")
     check_study_inputs(spec)  # storage, data and prompt lengths: fail once here, not in every trial
@@ -336,7 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser("sweep", help="run a study to its target number of trials (resumes a stored one)")
     _add_study_arguments(sweep)
-    sweep.add_argument("--workers", type=int, default=1, help="worker processes, one per GPU where GPUs exist")
+    sweep.add_argument(
+        "--workers", type=int, default=None,
+        help="worker processes (default: one per visible GPU, 1 without a GPU); workers beyond the GPUs share them",
+    )
     sweep.set_defaults(handler=cmd_sweep)
 
     worker = commands.add_parser("worker", help="join a study from this machine (shared storage: postgresql://)")

@@ -74,16 +74,22 @@ def _wait_for_running_trial(spec, after_complete: int, timeout_s: float = 600) -
     raise AssertionError("no trial started running")
 
 
+def _interrupt_a_running_trial(study_file, spec, after_complete: int) -> str:
+    """Ctrl-C to `sweeper sweep` a few seconds into the trial after `after_complete` finished ones; its stderr."""
+    sweep = _sweeper("sweep", str(study_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_for_running_trial(spec, after_complete)
+    time.sleep(2)  # into the training loop
+    sweep.send_signal(signal.SIGINT)
+    _, stderr = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, stderr
+    return stderr
+
+
 def test_ctrl_c_records_the_running_trial_as_interrupted_and_a_rerun_resumes(write_fast_study):
     # long enough a trial that the interrupt lands in the middle of training
     study_file = write_fast_study(n_trials=3, training={"orpo.max_steps": 400})
     spec = load_study_spec(study_file)
-    sweep = _sweeper("sweep", str(study_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _wait_for_running_trial(spec, after_complete=0)
-    time.sleep(3)  # into the training loop
-    sweep.send_signal(signal.SIGINT)
-    _, stderr = sweep.communicate(timeout=120)
-    assert sweep.returncode == 130, stderr
+    stderr = _interrupt_a_running_trial(study_file, spec, after_complete=0)
     assert "interrupted" in stderr and "Traceback" not in stderr
 
     study = optuna.load_study(study_name=spec.study_name, storage=spec.storage)
@@ -107,12 +113,7 @@ def test_an_interrupted_trial_does_not_count_toward_the_target(write_fast_study)
     study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
     for max_steps in (8, 400, 8):  # the third runs when the sweep resumes
         study.enqueue_trial({"max_steps": max_steps})
-    first = _sweeper("sweep", str(study_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _wait_for_running_trial(spec, after_complete=1)
-    time.sleep(2)  # into the training loop
-    first.send_signal(signal.SIGINT)
-    _, stderr = first.communicate(timeout=120)
-    assert first.returncode == 130, stderr
+    _interrupt_a_running_trial(study_file, spec, after_complete=1)
 
     resumed = _sweeper("sweep", str(study_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert resumed.wait(timeout=600) == 0
