@@ -56,13 +56,19 @@ def _quiet_optuna() -> Iterator[None]:
 
 def load_stored_study(study_name: str, storage: str, storage_retry_s: float = 0.0) -> optuna.Study:
     url = resolve_storage_url(storage)
-    # a clear error, and no empty SQLite file made by reading
-    check_storage_reachable(url, writable=False, retry_s=storage_retry_s)
-    storage = reading_storage(url)
+    return _study_in(_open_for_reading(url, storage_retry_s), study_name, url)
+
+
+def _open_for_reading(url: str, retry_s: float) -> optuna.storages.RDBStorage:
+    check_storage_reachable(url, writable=False, retry_s=retry_s)  # a clear error, and no empty SQLite file made
+    return reading_storage(url)
+
+
+def _study_in(rdb: optuna.storages.RDBStorage, study_name: str, url: str) -> optuna.Study:
     try:
-        return optuna.load_study(study_name=study_name, storage=storage)
+        return optuna.load_study(study_name=study_name, storage=rdb)
     except KeyError:
-        known = ", ".join(summary.study_name for summary in optuna.get_all_study_summaries(storage)) or "none"
+        known = ", ".join(summary.study_name for summary in optuna.get_all_study_summaries(rdb)) or "none"
         raise ConfigError(
             f"no study {study_name!r} in {redact_url(url)} (studies there: {known}); run `sweeper sweep` first"
         ) from None
@@ -80,7 +86,8 @@ def analyze_study(
     how long an unreachable server is waited for before the first read (later reads always ride through a restart)."""
     url = resolve_storage_url(storage)
     with _quiet_optuna():
-        study = load_stored_study(study_name, url, storage_retry_s)
+        rdb = _open_for_reading(url, storage_retry_s)
+        study = _study_in(rdb, study_name, url)
         directions = [direction.name.lower() for direction in study.directions]
         names = study.metric_names or [f"value_{i}" for i in range(len(directions))]
         objectives = [ObjectiveInfo(name, direction) for name, direction in zip(names, directions, strict=True)]
@@ -102,7 +109,7 @@ def analyze_study(
                 pareto_numbers = [study.best_trial.number]
             for row in rows:
                 row.pareto = row.number in pareto_numbers
-            spread = _seed_spread(study_name, url, curves, rows, names, best_gain, rule)
+            spread = _seed_spread(study_name, rdb, curves, rows, names, best_gain, rule)
 
         parameters = _parameters(complete)
         completed_rows = [row for row in rows if row.state == "COMPLETE"]
@@ -286,7 +293,7 @@ def _pareto_curves(
 
 def _seed_spread(
     study_name: str,
-    url: str,
+    rdb: optuna.storages.RDBStorage,
     curves: CurveStore,
     rows: Sequence[TrialRow],
     names: Sequence[str],
@@ -294,11 +301,10 @@ def _seed_spread(
     rule: FitRule,
 ):
     companion = replicates_study_name(study_name)
-    storage = reading_storage(url)
-    stored = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
+    stored = {summary.study_name for summary in optuna.get_all_study_summaries(rdb)}
     replicates: list[tuple[int, TrialRow]] = []
     if companion in stored:
-        trials = optuna.load_study(study_name=companion, storage=storage).get_trials(
+        trials = optuna.load_study(study_name=companion, storage=rdb).get_trials(
             deepcopy=False, states=(TrialState.COMPLETE,)
         )
         replicate_rows = _trial_rows(trials, _by_trial(curves.read(companion)), names)
