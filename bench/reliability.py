@@ -463,6 +463,8 @@ def disk_full(workdir: Path) -> Outcome:
         outcome.exit_codes.append(sweep.wait(600))
         full_output = sweep.output()
         outcome.facts["message"] = full_output.strip().splitlines()[-1] if full_output.strip() else ""
+        # the report and export go beside the SQLite file, shown relative to the command's working directory
+        outcome.facts["hand-off folder"] = os.path.relpath(disk / name, workdir)
         outcome.facts["integrity_check after the fault"] = sqlite_integrity(disk / "study.db")
         filler.unlink()
         time.sleep(5)  # past the grace period: the interrupted trial is stale and gets re-queued on resume

@@ -229,8 +229,13 @@ def _write_hand_off(spec) -> None:
     if not analysis.completed:
         return
     folder = hand_off_folder(spec.storage, spec.study_name)
-    report = write_report(analysis, folder / "report.html")
-    manifest = export_pareto(analysis, folder / "export")
+    try:
+        report = write_report(analysis, folder / "report.html")
+        manifest = export_pareto(analysis, folder / "export")
+    except OSError as error:
+        if error.filename is None:  # a write that fails (disk full) names no file: say where it went
+            error.filename = str(folder)
+        raise
     print(f"report: {report}\nexport: {folder / 'export'} ({len(manifest.trials)} Pareto-front configs, manifest.yaml)")
 
 
