@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("SWEEPER_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 PASSWORD = "s3cret-reliability"  # trust authentication accepts any password: it is here to be looked for
 RETRIED_FROM = "failed_trial"  # system attribute Optuna's retry callback puts on the re-queued copy
+REPEATED_CONFIGURATION = "repeated configuration"  # sweeper.sweep._progress: a draw refused as a repeat
 
 # Two optimizer steps on 16 pairs: a trial is seconds of real ORPO training.
 FAST_TRAINING = {
@@ -207,12 +208,23 @@ def settle(outcome: Outcome, storage: str, name: str, outputs: list[str]) -> Out
     outcome.failed = count_states(trials, TrialState.FAIL)
     outcome.retried = len(set(retried_from))
     stuck = count_states(trials, TrialState.RUNNING) + count_states(trials, TrialState.WAITING)
+    # a draw refused for repeating a finished trial's configuration is replaced by another draw: not a loss
     unretried_failures = sum(
-        trial.state == TrialState.FAIL and trial.number not in retried_from for trial in trials
+        trial.state == TrialState.FAIL and trial.number not in retried_from
+        and trial.user_attrs.get("failure_reason") != REPEATED_CONFIGURATION
+        for trial in trials
     )
     outcome.lost = max(0, outcome.target - outcome.complete) + stuck + unretried_failures
     numbers = [trial.number for trial in trials]
-    outcome.doubled = (len(retried_from) - len(set(retried_from))) + (len(numbers) - len(set(numbers)))
+    # the same configuration trained twice is a trial stored twice under two numbers
+    finished_params = [
+        tuple(sorted(trial.params.items())) for trial in trials if trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    ]
+    outcome.facts["repeated configurations"] = len(finished_params) - len(set(finished_params))
+    outcome.doubled = (
+        (len(retried_from) - len(set(retried_from))) + (len(numbers) - len(set(numbers)))
+        + outcome.facts["repeated configurations"]
+    )
     outcome.extra = max(0, outcome.complete - outcome.target)
     outcome.incomplete_curves = curve_gaps(storage, name, trials)
     text = "\n".join(outputs)

@@ -167,9 +167,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     check_study_inputs(spec)
     try:
         with storage_failures_explained(spec.storage):
-            run_worker(
-                spec, worker_index=args.worker_index, heartbeat=_heartbeat(args), show_progress=not args.no_progress
-            )
+            run_worker(spec, heartbeat=_heartbeat(args), show_progress=not args.no_progress)
     except KeyboardInterrupt:
         return 130
     return 0
@@ -351,7 +349,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="join a study from this machine (shared storage: postgresql://)")
     _add_study_arguments(worker)
-    worker.add_argument("--worker-index", type=int, default=0, help="offsets the sampler seed between workers")
     worker.add_argument("--no-progress", action="store_true", help="do not print the progress line")
     worker.add_argument(
         "--storage-env", metavar="VAR",

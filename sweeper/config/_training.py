@@ -65,7 +65,11 @@ class DataSection(_Strict):
         BUILTIN_TASK,
         description="`builtin:sort-preference`, a local .jsonl/.json/.parquet file, or a hub dataset id.",
     )
-    split: str = Field("train", description="Split to train on (hub datasets and split-keyed local files).")
+    split: str = Field(
+        "train",
+        description="Split to train on: a hub dataset's split, or a key of a local .json file whose top level is "
+        'an object of row lists ({"train": [...], "test": [...]}). A .jsonl/.parquet file is one split.',
+    )
     eval_split: str | None = Field(
         None, description="Split to validate on; None carves a deterministic validation set out of `split`."
     )

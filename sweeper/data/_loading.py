@@ -52,8 +52,29 @@ def _load_split(section: DataSection, split: str) -> Any:
             raise DataError(f"data.source: {source}: unsupported file type {path.suffix!r}; use .jsonl, .json or .parquet")
         if _is_blank(path):
             raise DataError(f"data.source: {source}: the file is empty; it needs one preference pair per row")
+        split_keys = _split_keys(path)
+        if split_keys is None and split == section.split != "train":
+            raise DataError(
+                f"data.split: {split!r}, but {source} holds one list of rows, not splits. Fix: remove data.split, "
+                'or make the file a JSON object keyed by split, e.g. {"train": [...], "test": [...]}'
+            )
+        if split_keys is None and split != section.split:
+            raise DataError(
+                f"data.eval_split: {split!r}, but {source} holds one list of rows, not splits: validation would be "
+                "the training rows themselves. Fix: remove data.eval_split (a validation share is then held out "
+                "of the rows, see data.validation_fraction), or make the file a JSON object keyed by split, e.g. "
+                '{"train": [...], "test": [...]}'
+            )
+        if split_keys is not None and split not in split_keys:
+            field = "data.split" if split == section.split else "data.eval_split"
+            raise DataError(
+                f"{field}: {split!r} is not a split of {source}; its splits are {', '.join(map(repr, split_keys))}. "
+                f"Fix: set {field} to one of them"
+            )
         try:
             with _parser_log_silenced():
+                if split_keys is not None:
+                    return datasets.load_dataset("json", data_files=str(path), field=split, split="train")
                 return datasets.load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train")
         except Exception as error:  # pyarrow/json parse errors carry the detail we pass on
             raise DataError(
@@ -68,6 +89,29 @@ def _load_split(section: DataSection, split: str) -> Any:
             f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}. "
             "Without network access, point data.source at a local .jsonl/.json/.parquet file."
         ) from None
+
+
+def _split_keys(path: Path) -> list[str] | None:
+    """The split names of a .json file whose top level is an object of row lists, else None (one list of rows)."""
+    if path.suffix != ".json":
+        return None
+    with path.open("rb") as file:
+        first = file.read(4096).lstrip()[:1]
+    if first != b"{":
+        return None
+    try:
+        with path.open(encoding="utf-8") as file:
+            top = json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # the reader below reports where the file stops parsing
+    lists = [key for key, value in top.items() if isinstance(value, list)]
+    if not lists:
+        raise DataError(
+            f"data.source: {path}: the top level is a JSON object with no list of rows under any key (keys: "
+            f"{', '.join(map(repr, list(top)[:10])) or 'none'}). Fix: put the rows in a list, as .jsonl (one object "
+            'per line) or as {"train": [rows...]}'
+        )
+    return lists
 
 
 def _is_blank(path: Path) -> bool:
@@ -171,6 +215,24 @@ def _validate_rows(dataset: Any, source: str, implicit_prompt: bool) -> None:
             )
 
 
+def _row_key(row: dict[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, ensure_ascii=False)
+
+
+def check_no_leak(train: Any, validation: Any, source: str) -> None:
+    """Validation rows that also occur in training (same prompt, chosen and rejected) measure memory, not
+    generalisation: the gap and every validation objective would be wrong without a sign. Compared by content."""
+    seen = {_row_key(row) for row in train}
+    leaked = [index for index, row in enumerate(validation) if _row_key(row) in seen]
+    if leaked:
+        first = ", ".join(map(str, leaked[:5])) + (", ..." if len(leaked) > 5 else "")
+        raise DataError(
+            f"data.source: {source}: {len(leaked)} of {len(validation)} validation rows also occur in the training "
+            f"rows (validation rows {first}, counting from 0): validation would measure memorisation. Fix: remove "
+            "duplicate rows from the data, or name a validation split that shares no rows with the training split"
+        )
+
+
 def _fingerprint(*datasets_: Any) -> str:
     digest = hashlib.sha256()
     for dataset in datasets_:
@@ -197,6 +259,7 @@ def load_preference_data(section: DataSection) -> PreferenceData:
             )
         parts = train.train_test_split(test_size=section.validation_fraction, seed=section.split_seed, shuffle=True)
         train, validation = parts["train"], parts["test"]
+    check_no_leak(train, validation, section.source)
     if section.max_train_rows:
         train = train.select(range(min(section.max_train_rows, len(train))))
     if section.max_eval_rows:

@@ -99,7 +99,7 @@ class _ReplicateObjective:
             # the source's stored config is the base: only the seed differs from what the source trial ran
             base = _stored_config_file(source, int(trial.user_attrs[REPLICATE_SEED]), Path(scratch))
             spec = self.spec.model_copy(update={"base_config": base, "fixed": {}})
-            return TrialObjective(spec, self.curves, self.device_count)(trial)
+            return TrialObjective(spec, self.curves, self.device_count, refuse_repeats=False)(trial)
 
 
 def run_replicates(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 import optuna
@@ -156,15 +157,15 @@ def _optuna_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def build_sampler(spec: SamplerSpec, n_objectives: int, *, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler a study file asks for.
-
-    `seed_offset` (e.g. the worker index) keeps parallel workers of one study from drawing identical
-    start-up trials from the same seed.
-    """
+def build_sampler(spec: SamplerSpec, n_objectives: int) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler a study file asks for, seeded per trial (see TrialSeededSampler)."""
     check_sampler_supports(spec.name, n_objectives)
     check_sampler_options(spec.name, spec.options)
-    seed = None if spec.seed is None else spec.seed + seed_offset
+    _seeded_sampler(spec, spec.seed)  # surfaces Optuna's own option checks now, not at the first trial
+    return TrialSeededSampler(spec)
+
+
+def _seeded_sampler(spec: SamplerSpec, seed: int | None) -> optuna.samplers.BaseSampler:
     try:
         if spec.name == "tpe":
             return optuna.samplers.TPESampler(seed=seed, **{"multivariate": True, **spec.options})
@@ -175,6 +176,47 @@ def build_sampler(spec: SamplerSpec, n_objectives: int, *, seed_offset: int = 0)
         return optuna.samplers.RandomSampler(seed=seed)
     except ValueError as error:  # Optuna's own range checks, e.g. population_size < 2
         raise ValueError(f"sampler {spec.name} with options {spec.options!r}: {error}") from None
+
+
+def trial_seed(study_seed: int, trial_number: int) -> int:
+    """A seed for one trial's draws: a pure function of the study's seed and the trial's number."""
+    digest = hashlib.sha256(f"{study_seed}:{trial_number}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """The study file's sampler, rebuilt before every trial with a seed derived from the trial's number.
+
+    A sampler seeded once per process replays the same draws whenever a process starts again: a resumed sweep, a
+    second worker with the same index, or a `worker` started by hand repeated earlier trials' configurations.
+    Trial numbers are handed out once per study by the storage, so seeding from them makes every trial's draws
+    different from every other trial's, in any process, while the same study file and seed still give the same
+    trials in the same order. The samplers keep their history in the storage, so rebuilding loses nothing.
+    """
+
+    def __init__(self, spec: SamplerSpec):
+        self._spec = spec
+        self._sampler = _seeded_sampler(spec, spec.seed)
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        seed = None if self._spec.seed is None else trial_seed(self._spec.seed, trial.number)
+        self._sampler = _seeded_sampler(self._spec, seed)
+        self._sampler.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self._sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._sampler.reseed_rng()
 
 
 def build_pruner(spec: PrunerSpec) -> optuna.pruners.BasePruner:

@@ -70,6 +70,12 @@ class StudySpec(BaseModel):
     n_trials: int | None = Field(None, description="Trials to finish, counted over all workers.")
     timeout_s: float | None = Field(None, description="Stop starting new trials after this many seconds.")
     storage: str | None = Field(None, description="Optuna storage URL; defaults to sqlite:///runs/<study_name>.db.")
+    allow_repeats: bool = Field(
+        False,
+        description="Run a configuration a trial already ran. Off: such a draw is stored as FAIL (`repeated "
+        "configuration`), not counted, and another is drawn; a repeat would count twice in the analysis. "
+        "`sweeper replicate` measures seed noise either way.",
+    )
 
     @field_validator("study_name")
     @classmethod

@@ -59,7 +59,7 @@ def launch_workers(
     for index in range(n_workers):
         command = [
             sys.executable, "-m", "sweeper.cli", "worker", str(study_file),
-            "--storage-env", STORAGE_ENV, "--worker-index", str(index), "--no-progress",
+            "--storage-env", STORAGE_ENV, "--no-progress",
             "--heartbeat-interval", str(heartbeat.interval_s), "--grace-period", str(heartbeat.grace_s),
         ]
         if spec.n_trials is not None:

@@ -15,9 +15,21 @@ from ..study import StudySpec
 from ..training import TrialReuse
 from ..trial import INTERRUPTED, TrialFailure, run_trial
 from ._intermediate import PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
+from ._progress import REPEATED_CONFIGURATION
 
 log = logging.getLogger(__name__)
 NON_FINITE_OBJECTIVE = "non-finite objective"
+REPEATS_TRIAL = "repeats_trial"
+# Trials whose parameters a new trial must not repeat: finished ones, and ones another worker is running now.
+_HELD_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
+
+
+def repeated_trial(trial: optuna.Trial) -> int | None:
+    """The number of another trial of the study with exactly this trial's parameters, or None."""
+    for other in trial.study.get_trials(deepcopy=False, states=_HELD_STATES):
+        if other.number != trial.number and other.params == trial.params:
+            return other.number
+    return None
 
 
 class TrialObjective:
@@ -31,16 +43,21 @@ class TrialObjective:
         device_count: int = 1,
         on_trial_created: Callable[[], None] | None = None,
         reuse: TrialReuse | None = None,
+        refuse_repeats: bool = True,
     ):
         self.spec, self.curves, self.device_count = spec, curves, device_count
         self.on_trial_created = on_trial_created
         self.reuse = reuse  # the worker's base model and tokenized data, shared by its trials
         self.versions = library_versions()
+        # replicates repeat a configuration on purpose (with another seed); sweeps must not, unless the study asks
+        self.refuse_repeats = refuse_repeats and not spec.allow_repeats
+        self.consecutive_repeats = 0
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         if self.on_trial_created:
             self.on_trial_created()
         self.spec.space.suggest(trial)
+        self._refuse_repeat(trial)
         try:
             config = self.spec.training_config(trial.params)
         except ConfigError as error:
@@ -74,6 +91,17 @@ class TrialObjective:
         if not all(math.isfinite(value) for value in values):
             self._fail(trial, TrialFailure(NON_FINITE_OBJECTIVE, str(dict(zip(self.spec.objective_names, values)))))
         return values
+
+    def _refuse_repeat(self, trial: optuna.Trial) -> None:
+        """A configuration already trained (or in training) teaches nothing new and would count twice in the
+        analysis: store this trial as FAIL with the trial it repeats, outside the target, and draw again."""
+        repeated = repeated_trial(trial) if self.refuse_repeats else None
+        if repeated is None:
+            self.consecutive_repeats = 0
+            return
+        self.consecutive_repeats += 1
+        trial.set_user_attr(REPEATS_TRIAL, repeated)
+        self._fail(trial, TrialFailure(REPEATED_CONFIGURATION, f"same parameters as trial {repeated}"))
 
     def _fail(self, trial: optuna.Trial, failure: TrialFailure):
         record_failure(trial, failure.reason)

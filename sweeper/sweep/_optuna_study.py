@@ -14,10 +14,10 @@ from ..study import StudySpec, build_pruner, build_sampler
 SPEC_ATTR = "sweeper_spec"
 
 
-def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker_index: int = 0) -> optuna.Study:
+def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """Create the study, or join it when it exists. An existing study with other objectives is refused: its stored
     values would mean something else."""
-    sampler = build_sampler(spec.sampler, len(spec.objectives), seed_offset=worker_index)
+    sampler = build_sampler(spec.sampler, len(spec.objectives))
     existing = {summary.study_name: summary for summary in optuna.get_all_study_summaries(storage)}
     if spec.study_name in existing:
         study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler, pruner=build_pruner(spec.pruner))
@@ -32,7 +32,7 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker_ind
             pruner=build_pruner(spec.pruner),
         )
     except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
-        return open_study(spec, storage, worker_index)
+        return open_study(spec, storage)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(spec.objective_names)

@@ -19,11 +19,16 @@ def replaced_by_retry(trials: list[FrozenTrial]) -> set[int]:
     return {t.system_attrs[RETRIED_FROM] for t in trials if RETRIED_FROM in t.system_attrs}
 
 
+REPEATED_CONFIGURATION = "repeated configuration"
+# Failures that are not the configuration's fault: the trial is run again (or another drawn) instead.
+NOT_COUNTED_FAILURES = (INTERRUPTED, REPEATED_CONFIGURATION)
+
+
 def counts_toward_target(trial: FrozenTrial, retried: set[int]) -> bool:
-    """Finished or in-flight trials count; an interrupted one or one re-queued after its worker died does not,
-    so a resumed sweep runs them again instead of falling short of its target."""
+    """Finished or in-flight trials count; an interrupted one, one re-queued after its worker died, and one refused
+    for repeating another's configuration do not, so a resumed sweep still reaches its target."""
     if trial.state == TrialState.FAIL:
-        return trial.user_attrs.get(FAILURE_REASON) != INTERRUPTED and trial.number not in retried
+        return trial.user_attrs.get(FAILURE_REASON) not in NOT_COUNTED_FAILURES and trial.number not in retried
     return True
 
 

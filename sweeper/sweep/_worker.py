@@ -22,6 +22,9 @@ from ._progress import ProgressLine, trials_toward_target
 log = logging.getLogger(__name__)
 
 
+MAX_CONSECUTIVE_REPEATS = 20
+
+
 @dataclass(frozen=True)
 class HeartbeatSettings:
     """A worker beats every `interval_s`; a RUNNING trial silent for `grace_s` is failed and queued again."""
@@ -46,7 +49,6 @@ def requeue_dead_workers_trials(study: optuna.Study) -> None:
 
 def run_worker(
     spec: StudySpec,
-    worker_index: int = 0,
     heartbeat: HeartbeatSettings = HeartbeatSettings(),
     show_progress: bool = True,
     device_count: int = 1,
@@ -54,7 +56,7 @@ def run_worker(
     """Run trials until the target or timeout. Ctrl-C propagates as KeyboardInterrupt after the running trial
     is recorded as FAIL with reason `interrupted`."""
     storage = open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
-    study = open_study(spec, storage, worker_index)
+    study = open_study(spec, storage)
     for warning in beta_scaled_warnings(spec):
         log.warning(warning)
     curves = CurveStore(spec.storage)
@@ -79,6 +81,13 @@ def run_worker(
                     break
                 if not reached:
                     study.optimize(objective, n_trials=1, catch=(TrialFailure,))
+                    if objective.consecutive_repeats >= MAX_CONSECUTIVE_REPEATS:
+                        log.warning(
+                            "the sampler proposed %d configurations in a row that trials had already run: the space "
+                            "looks exhausted, so this worker stops. Widen the space, or set allow_repeats: true",
+                            objective.consecutive_repeats,
+                        )
+                        break
             finally:
                 slot.release()
             if reached:

@@ -153,3 +153,46 @@ def test_synthetic_task_is_deterministic_noisy_and_disjoint():
 def test_builtin_source_loads_through_the_file_loader():
     data = load_preference_data(DataSection())
     assert len(data.train) == 192 and len(data.validation) == 128
+
+
+def test_a_split_keyed_json_file_gives_its_splits(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"train": EXPLICIT[:8], "test": EXPLICIT[8:]}))
+    data = load_preference_data(section(path, eval_split="test"))
+    assert data.train["prompt"] == [row["prompt"] for row in EXPLICIT[:8]]
+    assert data.validation["prompt"] == [row["prompt"] for row in EXPLICIT[8:]]
+
+
+def test_a_split_missing_from_a_split_keyed_file_names_the_splits_there(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"train": EXPLICIT[:8], "validation": EXPLICIT[8:]}))
+    with pytest.raises(DataError, match=r"data.eval_split: 'test' is not a split of .*'train', 'validation'"):
+        load_preference_data(section(path, eval_split="test"))
+
+
+def test_an_eval_split_on_a_file_with_one_list_of_rows_is_refused_not_leaked(tmp_path):
+    """Once, eval_split on a .jsonl made validation the training rows themselves (1094/1094), silently."""
+    path = write_jsonl(tmp_path / "d.jsonl", EXPLICIT)
+    with pytest.raises(DataError, match="data.eval_split: 'test'.*validation would be the training rows"):
+        load_preference_data(section(path, eval_split="test"))
+    with pytest.raises(DataError, match="data.split: 'test'.*one list of rows"):
+        load_preference_data(section(path, split="test"))
+
+
+def test_validation_rows_that_occur_in_training_are_refused_with_a_count(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"train": EXPLICIT[:8], "test": EXPLICIT[6:]}))  # rows 6 and 7 in both
+    with pytest.raises(DataError, match=r"2 of 4 validation rows also occur in the training rows \(validation rows 0, 1"):
+        load_preference_data(section(path, eval_split="test"))
+
+
+def test_duplicated_rows_that_a_held_out_share_would_leak_are_refused(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", EXPLICIT + EXPLICIT)  # every row twice
+    with pytest.raises(DataError, match="validation rows also occur in the training rows"):
+        load_preference_data(section(path, validation_fraction=0.5))
+
+
+def test_the_builtin_task_has_no_validation_row_in_training():
+    data = load_preference_data(DataSection())
+    train = {json.dumps(row, sort_keys=True) for row in data.train}
+    assert not any(json.dumps(row, sort_keys=True) in train for row in data.validation)

@@ -7,6 +7,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from sweeper.study import PrunerSpec, SamplerSpec, SearchSpace, build_pruner, build_sampler
+from sweeper.study._samplers import TrialSeededSampler, trial_seed
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -50,28 +51,54 @@ def run_two_objective_study(sampler: optuna.samplers.BaseSampler, n_trials: int 
 @pytest.mark.parametrize("name", ["tpe", "nsga2", "gp", "random"])
 def test_each_sampler_drives_a_two_objective_study(name):
     sampler = build_sampler(SamplerSpec(name=name, seed=0, options=FAST[name]), n_objectives=2)
-    assert isinstance(sampler, EXPECTED_TYPE[name])
+    assert isinstance(sampler, TrialSeededSampler)
     # GP fits are the slow part: one model-based proposal is enough to show it works with two objectives.
     n_trials = 4 if name == "gp" else 6
     study = run_two_objective_study(sampler, n_trials)
     assert len(study.trials) == n_trials and all(trial.state.is_finished() for trial in study.trials)
     assert study.best_trials  # a Pareto front exists
+    assert isinstance(sampler._sampler, EXPECTED_TYPE[name])  # the sampler that drew the last trial
 
 
-def test_same_seed_same_suggestions_and_an_offset_changes_them():
-    spec = SamplerSpec(name="tpe", seed=7)
+def test_same_seed_same_suggestions_and_another_seed_changes_them():
+    def first_params(seed: int) -> list[dict]:
+        return [t.params for t in run_two_objective_study(build_sampler(SamplerSpec(name="tpe", seed=seed), 2), 3).trials]
 
-    def first_params(offset: int) -> list[dict]:
-        return [t.params for t in run_two_objective_study(build_sampler(spec, 2, seed_offset=offset), 3).trials]
+    assert first_params(7) == first_params(7)
+    assert first_params(7) != first_params(8)
 
-    assert first_params(0) == first_params(0)
-    assert first_params(0) != first_params(1)
+
+@pytest.mark.parametrize("name", ["tpe", "random", "nsga2"])
+def test_a_resumed_study_continues_its_draws_instead_of_repeating_them(name, tmp_path):
+    """A process that joins a study later (a resume, a second worker) builds its sampler from the same seed; its
+    trials must still be new configurations, not a replay of trials 0, 1, 2."""
+    storage = f"sqlite:///{tmp_path / 'resume.db'}"
+    spec = SamplerSpec(name=name, seed=0, options=FAST[name])
+    study = optuna.create_study(study_name="s", storage=storage, directions=["minimize", "maximize"],
+                                sampler=build_sampler(spec, 2))
+    for _ in range(3):
+        trial = study.ask()
+        values = SPACE.suggest(trial)
+        study.tell(trial, [values["orpo.learning_rate"], values["lora.lora_dropout"]])
+    for _ in range(2):  # two later processes, each with a sampler built afresh from the study file
+        resumed = optuna.load_study(study_name="s", storage=storage, sampler=build_sampler(spec, 2))
+        trial = resumed.ask()
+        values = SPACE.suggest(trial)
+        resumed.tell(trial, [values["orpo.learning_rate"], values["lora.lora_dropout"]])
+    params = [tuple(sorted(t.params.items())) for t in optuna.load_study(study_name="s", storage=storage).trials]
+    assert len(params) == 5 and len(set(params)) == 5, params
+
+
+def test_trial_seed_depends_on_the_study_seed_and_the_trial_number():
+    seeds = {trial_seed(study_seed, number) for study_seed in (0, 1) for number in range(50)}
+    assert len(seeds) == 100 and all(0 <= seed < 2**32 for seed in seeds)
+    assert trial_seed(3, 4) == trial_seed(3, 4)
 
 
 def test_tpe_defaults_can_be_overridden_by_options():
     sampler = build_sampler(SamplerSpec(name="tpe", options={"multivariate": False, "n_startup_trials": 2}), 2)
-    assert isinstance(sampler, optuna.samplers.TPESampler)
     run_two_objective_study(sampler, 3)
+    assert isinstance(sampler._sampler, optuna.samplers.TPESampler) and not sampler._sampler._multivariate
 
 
 @pytest.mark.parametrize(
@@ -98,7 +125,7 @@ def test_gp_refuses_several_objectives_on_an_optuna_without_multi_objective_gp(m
     monkeypatch.setattr(optuna, "__version__", "4.3.0")
     with pytest.raises(ValueError, match="Optuna >= 4.4"):
         build_sampler(SamplerSpec(name="gp"), n_objectives=2)
-    assert isinstance(build_sampler(SamplerSpec(name="gp"), n_objectives=1), optuna.samplers.GPSampler)
+    assert isinstance(build_sampler(SamplerSpec(name="gp"), n_objectives=1)._sampler, optuna.samplers.GPSampler)
 
 
 def test_pruner_none_builds_a_no_op_pruner():

@@ -124,3 +124,5 @@ def test_an_interrupted_trial_does_not_count_toward_the_target(write_fast_study)
         (TrialState.FAIL, "interrupted"),
         (TrialState.COMPLETE, None),
     ]
+    finished = [tuple(sorted(t.params.items())) for t in trials if t.state == TrialState.COMPLETE]
+    assert len(set(finished)) == len(finished), finished  # the resumed sampler did not replay trial 0

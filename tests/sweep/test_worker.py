@@ -78,6 +78,8 @@ def test_running_again_resumes_to_the_target_without_repeating_finished_trials(w
     assert all(t.state == TrialState.COMPLETE for t in trials)
     for number, (params, completed_at) in finished.items():
         assert trials[number].params == params and trials[number].datetime_complete == completed_at
+    # the resumed process seeds its sampler from the same study file: it must continue, not replay trials 0 and 1
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4, [t.params for t in trials]
 
     again = _sweep(write_fast_study(n_trials=4))  # target already reached: nothing runs
     assert len(again.get_trials()) == 4

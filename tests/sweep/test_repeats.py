@@ -1,0 +1,55 @@
+"""A configuration is trained once per study: a draw or an enqueued trial that repeats one is refused, uncounted."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeper.storage import CurveStore, open_storage
+from sweeper.study import load_study_spec
+from sweeper.sweep import open_study
+from sweeper.sweep._objective import REPEATS_TRIAL, TrialObjective
+from sweeper.sweep._progress import trials_toward_target
+from sweeper.trial import TrialFailure
+
+
+def _study_with_one_finished_trial(study_file):
+    """A study whose trial 0 is COMPLETE, told by hand (no training), with the parameters it holds."""
+    spec = load_study_spec(study_file)
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    trial = study.ask()
+    spec.space.suggest(trial)
+    study.tell(trial, [1.0, 0.5])
+    return spec, study, study.trials[0].params
+
+
+def test_an_enqueued_repeat_of_a_finished_trial_is_refused_and_not_counted(write_fast_study):
+    spec, study, params = _study_with_one_finished_trial(write_fast_study(n_trials=2))
+    study.enqueue_trial(params)
+    with CurveStore(spec.storage) as curves:
+        objective = TrialObjective(spec, curves)
+        study.optimize(objective, n_trials=1, catch=(TrialFailure,))  # refused before any training
+    repeat = study.trials[1]
+    assert repeat.state == TrialState.FAIL
+    assert repeat.user_attrs["failure_reason"] == "repeated configuration"
+    assert repeat.user_attrs[REPEATS_TRIAL] == 0
+    assert objective.consecutive_repeats == 1
+    assert trials_toward_target(study) == 1  # the sweep draws another instead of falling short
+
+
+def test_a_study_that_allows_repeats_runs_them(write_fast_study):
+    spec, study, params = _study_with_one_finished_trial(write_fast_study(n_trials=2, allow_repeats=True))
+    study.enqueue_trial(params)
+    trial = study.ask()
+    spec.space.suggest(trial)
+    with CurveStore(spec.storage) as curves:
+        objective = TrialObjective(spec, curves)
+        assert not objective.refuse_repeats
+        objective._refuse_repeat(trial)  # what the objective runs first: here it lets the trial through
+    assert REPEATS_TRIAL not in study.trials[1].user_attrs
+
+
+def test_replicates_may_repeat_a_configuration(write_fast_study):
+    spec, study, _ = _study_with_one_finished_trial(write_fast_study(n_trials=2))
+    with CurveStore(spec.storage) as curves:
+        assert not TrialObjective(spec, curves, refuse_repeats=False).refuse_repeats
