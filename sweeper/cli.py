@@ -85,6 +85,7 @@ def _setup_sweep_logging() -> None:
 
     # one line per failed trial from sweeper; Optuna's own log repeats each with a traceback
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("sweeper.sweep._preflight").setLevel(logging.INFO)  # the data line: rows, drops, fingerprint
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
@@ -140,13 +141,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.workers = max(1, len(visible_gpus()))  # one worker per GPU
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give 1 or more worker processes")
-    check_study_inputs(spec)  # storage, data and prompt lengths: fail once here, not in every trial
+    inputs = check_study_inputs(spec)  # storage, data and prompt lengths: fail once here, not in every trial
     try:
         with storage_failures_explained(spec.storage):
             if args.workers > 1:
-                code = launch_workers(args.study, spec, args.workers, _heartbeat(args))
+                code = launch_workers(
+                    args.study, spec, args.workers, _heartbeat(args), inputs, args.allow_changed_inputs
+                )
             else:
-                run_worker(spec, heartbeat=_heartbeat(args))
+                run_worker(
+                    spec, heartbeat=_heartbeat(args), inputs=inputs, allow_changed_inputs=args.allow_changed_inputs
+                )
                 code = 0
             _print_summary(spec, args.study)
             _write_hand_off(spec)
@@ -164,10 +169,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from .storage import storage_failures_explained
     from .sweep import check_study_inputs, run_worker
 
-    check_study_inputs(spec)
+    inputs = check_study_inputs(spec)
     try:
         with storage_failures_explained(spec.storage):
-            run_worker(spec, heartbeat=_heartbeat(args), show_progress=not args.no_progress)
+            run_worker(
+                spec, heartbeat=_heartbeat(args), show_progress=not args.no_progress, inputs=inputs,
+                allow_changed_inputs=args.allow_changed_inputs,
+            )
     except KeyboardInterrupt:
         return 130
     return 0
@@ -322,6 +330,11 @@ def _add_study_arguments(command: argparse.ArgumentParser, runs_trials: bool = T
         command.add_argument("--heartbeat-interval", type=int, default=10, help="seconds between worker heartbeats")
         command.add_argument(
             "--grace-period", type=int, default=60, help="a trial silent this long is failed and queued again"
+        )
+        command.add_argument(
+            "--allow-changed-inputs", action="store_true",
+            help="resume a study although its data, base config, space or fixed values changed (each trial records "
+            "the version it ran on; the analysis names the versions)",
         )
 
 

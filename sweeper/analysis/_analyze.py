@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import ConfigError
 from ..storage import (
     REPLICATE_OF,
+    TRIAL_INPUTS_ATTR,
     CurveStore,
     check_storage_reachable,
     reading_storage,
@@ -129,6 +130,7 @@ def analyze_study(
 
     if len(completed_rows) < 4:
         notes.append(f"{len(completed_rows)} completed trial(s): correlations need at least 4, importances 3")
+    notes += _mixed_inputs_notes(complete)
     if not spread.groups:
         notes.append(
             "no replicates: seed-to-seed spread unknown; `sweeper replicate STUDY --top K --seeds S` measures it"
@@ -152,6 +154,27 @@ def analyze_study(
         seed_spread=spread,
         notes=notes,
     )
+
+
+def _mixed_inputs_notes(complete: Sequence[FrozenTrial]) -> list[str]:
+    """A study resumed on changed data or inputs (allowed with --allow-changed-inputs) mixes experiments: say so,
+    naming which trials ran on which version."""
+    notes = []
+    for attr, what in (("dataset_fingerprint", "data"), (TRIAL_INPUTS_ATTR, "study inputs")):
+        groups: dict[str, list[int]] = defaultdict(list)
+        for trial in complete:
+            if trial.user_attrs.get(attr):
+                groups[trial.user_attrs[attr]].append(trial.number)
+        if len(groups) > 1:
+            listed = "; ".join(
+                f"{version}: trials {', '.join(map(str, numbers[:8]))}{', ...' if len(numbers) > 8 else ''}"
+                for version, numbers in groups.items()
+            )
+            notes.append(
+                f"mixed {what}: completed trials ran on {len(groups)} versions ({listed}); their effects and claims "
+                "mix experiments. Compare within one version, or sweep the new version under a new study_name"
+            )
+    return notes
 
 
 def _by_trial(rows: Sequence[Mapping[str, Any]]) -> dict[int, list[Mapping[str, Any]]]:

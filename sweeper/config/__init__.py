@@ -11,7 +11,7 @@ from ._training import (
     parse_override,
     set_dotted,
 )
-from ._yaml import load_yaml_text, read_yaml_mapping
+from ._yaml import load_yaml_text, read_yaml_mapping, redact_secrets, shown_value
 
 __all__ = [
     "BUILTIN_MODEL",
@@ -24,5 +24,7 @@ __all__ = [
     "parse_override",
     "load_yaml_text",
     "read_yaml_mapping",
+    "redact_secrets",
+    "shown_value",
     "set_dotted",
 ]

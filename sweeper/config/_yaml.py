@@ -31,8 +31,56 @@ SafeLoader.add_implicit_resolver(
 )
 
 
+MAX_YAML_BYTES = 1_000_000  # a study file or training config is a page of settings, not data
+MAX_YAML_VALUES = 100_000  # values after expanding aliases: an alias bomb of a few hundred bytes expands to billions
+MAX_SHOWN_CHARS = 200  # a value echoed in an error message is cut after this many characters
+# `user:password@` anywhere in a text, the password running to the last `@` before a `/` (an unencoded `@` in it)
+_PASSWORD_BEFORE_AT = re.compile(r"([^\s:/@'\"]*:)[^\s/'\"]*@")
+
+
+def redact_secrets(text: str) -> str:
+    """The text with every `user:password@` password replaced by `***`, whatever the shape of the URL around it
+    (parsed or not: `postgresql//u:p@h`, `postgresql:/u:p@h`, a password with an unencoded `@`)."""
+    return _PASSWORD_BEFORE_AT.sub(r"\1***@", text)
+
+
+def shown_value(value: Any) -> str:
+    """A value as an error message echoes it: secrets hidden, cut to a readable length."""
+    text = redact_secrets(repr(value))
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[:MAX_SHOWN_CHARS]}... ({len(text)} characters)"
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values the node stands for once every alias is expanded, counted without expanding (memoised)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a recursive alias counts once while its size is being counted
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(key, sizes) + _expanded_size(value, sizes) for key, value in node.value)
+    else:
+        size = 1
+    sizes[id(node)] = min(size, MAX_YAML_VALUES + 1)
+    return sizes[id(node)]
+
+
 def load_yaml_text(text: str):
-    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - SafeLoader subclass: no object construction
+    """Plain data from YAML text; refuses text whose aliases expand past `MAX_YAML_VALUES` values."""
+    loader = SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise ConfigError(
+                f"its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values, which no settings file needs "
+                "(a YAML alias bomb?). Fix: write the values out, or use fewer nested aliases"
+            )
+        return loader.construct_document(node)  # noqa: S506 - SafeLoader subclass: no object construction
+    finally:
+        loader.dispose()
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
@@ -40,10 +88,25 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: file not found. Pass the path of a YAML file (see configs/ and studies/).")
     try:
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise ConfigError(
+                f"{path}: {size:,} bytes; a study file or training config is at most {MAX_YAML_BYTES:,}. "
+                "Fix: check that this is the settings file (data goes in data.source)"
+            )
         # a safe loader never constructs Python objects: a config file cannot execute code
         data = load_yaml_text(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: {describe_yaml_error(error)}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}). "
+            "Fix: save the file as UTF-8"
+        ) from None
+    except ConfigError as error:
+        if str(error).startswith(str(path)):
+            raise
+        raise ConfigError(f"{path}: {error}") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty. It needs a YAML mapping at the top level.")
     if not isinstance(data, dict):
@@ -77,6 +140,6 @@ def describe_validation_error(source: str, error: ValidationError) -> str:
         elif problem["type"] == "model_type":
             message = f"is a section: write its fields under it as a mapping, e.g. {location}: {{...}}"
         value = problem.get("input")
-        shown = "" if problem["type"] == "missing" or isinstance(value, dict) else f" (got {value!r})"
+        shown = "" if problem["type"] == "missing" or isinstance(value, dict) else f" (got {shown_value(value)})"
         lines.append(f"{source}: {location}: {message}{shown}")
     return "\n".join(lines)

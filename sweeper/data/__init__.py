@@ -3,6 +3,10 @@
 from ._loading import (
     DataError,
     PreferenceData,
+    SplitCheck,
+    check_split,
+    check_split_sizes,
+    data_warnings,
     drop_long_prompts,
     load_preference_data,
     prompt_token_count,
@@ -13,6 +17,10 @@ from ._synthetic import synthetic_rows, synthetic_task_files
 __all__ = [
     "DataError",
     "PreferenceData",
+    "SplitCheck",
+    "check_split",
+    "check_split_sizes",
+    "data_warnings",
     "drop_long_prompts",
     "load_preference_data",
     "prompt_token_count",

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,8 @@ def _message_problem(value: Any, field: str) -> str | None:
             return f"message {index} of `{field}` has role {message['role']!r}; use one of {sorted(ROLES)}"
         if not isinstance(message["content"], str):
             return f"message {index} of `{field}` has non-string content ({type(message['content']).__name__})"
+        if not message["content"].strip():
+            return f"message {index} of `{field}` has empty content"
     return None
 
 
@@ -204,15 +207,50 @@ def row_problem(row: dict[str, Any], implicit_prompt: bool) -> str | None:
     return None
 
 
+MAX_LISTED_ROWS = 5  # row numbers named per problem; the count covers them all
+_VALUE_IN_MESSAGE = re.compile(r"\(.*\)")  # the value a message quotes: rows differing only there share a problem
+
+
+def _rows_named(indices: list[int]) -> str:
+    listed = ", ".join(map(str, indices[:MAX_LISTED_ROWS])) + (", ..." if len(indices) > MAX_LISTED_ROWS else "")
+    return f"row {listed}" if len(indices) == 1 else f"{len(indices)} rows ({listed})"
+
+
+def _row_format(row: dict[str, Any]) -> str:
+    return "message lists" if isinstance(row.get("chosen"), list) else "plain strings"
+
+
 def _validate_rows(dataset: Any, source: str, implicit_prompt: bool) -> None:
+    """Every row checked, one error for the file: each problem with its count and first rows, and a fix that fits
+    (a problem on every row points at the column mapping or the format, not at the rows)."""
     if len(dataset) == 0:
         raise DataError(f"data.source: {source}: no rows; it needs one preference pair per row")
+    problems: dict[str, tuple[str, list[int]]] = {}  # kind (values left out) -> (first row's message, rows)
+    formats: dict[str, list[int]] = {}
     for index, row in enumerate(dataset):
         problem = row_problem(row, implicit_prompt)
         if problem:
-            raise DataError(
-                f"data.source: {source}: row {index} (counting from 0): {problem}. Fix: correct or remove that row"
-            )
+            problems.setdefault(_VALUE_IN_MESSAGE.sub("(...)", problem), (problem, []))[1].append(index)
+        else:
+            formats.setdefault(_row_format(row), []).append(index)
+    if problems:
+        rows = sorted(index for _, indices in problems.values() for index in indices)
+        listed = "; ".join(
+            f"{_rows_named(indices)}: {problem}" for problem, indices in list(problems.values())[:5]
+        )
+        if len(rows) == len(dataset) and len(dataset) > 1:
+            fix = ("every row has a problem, so the file's format or the column mapping is likely wrong. Fix: check "
+                   "data.columns against the file, and the format README.md describes (TRL's prompt/chosen/rejected, "
+                   "strings or {role, content} messages)")
+        else:
+            fix = "Fix: correct or remove that row" if len(rows) == 1 else "Fix: correct or remove those rows"
+        raise DataError(f"data.source: {source}: {listed} (counting from 0). {fix}")
+    if len(formats) > 1:
+        described = " and ".join(f"{_rows_named(indices)} hold {kind}" for kind, indices in formats.items())
+        raise DataError(
+            f"data.source: {source}: rows mix formats: {described} (counting from 0); plain-string rows would "
+            "train without the chat template. Fix: use one format in the whole file"
+        )
 
 
 def _row_key(row: dict[str, Any]) -> str:
@@ -260,10 +298,8 @@ def load_preference_data(section: DataSection) -> PreferenceData:
         parts = train.train_test_split(test_size=section.validation_fraction, seed=section.split_seed, shuffle=True)
         train, validation = parts["train"], parts["test"]
     check_no_leak(train, validation, section.source)
-    if section.max_train_rows:
-        train = train.select(range(min(section.max_train_rows, len(train))))
-    if section.max_eval_rows:
-        validation = validation.select(range(min(section.max_eval_rows, len(validation))))
+    # max_train_rows / max_eval_rows are applied after the length filter (`drop_long_prompts`), so that a cap
+    # counts rows that can train
     conversational = isinstance(train[0]["chosen"], list)
     return PreferenceData(train, validation, section.source, conversational, _fingerprint(train, validation))
 
@@ -275,11 +311,94 @@ def prompt_token_count(prompt: str, tokenizer: Any) -> int:
     return len(ids) + (1 if bos is not None and (not ids or ids[0] != bos) else 0)
 
 
-def drop_long_prompts(dataset: Any, tokenizer: Any, max_length: int) -> tuple[Any, int]:
+def drop_long_prompts(
+    dataset: Any, tokenizer: Any, max_length: int, keep_at_most: int | None = None
+) -> tuple[Any, int]:
     """Drop rows whose prompt alone fills `max_length`. TRL truncates only the completion, so such a row would
-    keep an empty completion and turn the loss into NaN. Expects explicit text prompts (after templating)."""
-    keep = [prompt_token_count(prompt, tokenizer) < max_length for prompt in dataset["prompt"]]
-    dropped = keep.count(False)
-    if dropped:
-        dataset = dataset.select([index for index, kept in enumerate(keep) if kept])
+    keep an empty completion and turn the loss into NaN. Expects explicit text prompts (after templating).
+    With `keep_at_most`, the first that many rows that fit are kept and the rest is not read; the count of drops
+    covers the rows read."""
+    kept: list[int] = []
+    dropped = 0
+    for index, prompt in enumerate(dataset["prompt"]):
+        if keep_at_most is not None and len(kept) >= keep_at_most:
+            break
+        if prompt_token_count(prompt, tokenizer) < max_length:
+            kept.append(index)
+        else:
+            dropped += 1
+    if len(kept) != len(dataset):
+        dataset = dataset.select(kept)
     return dataset, dropped
+
+
+@dataclass(frozen=True)
+class SplitCheck:
+    """One split as the trainer will see it: rows kept, rows dropped for length, and whether the model can read
+    its text (`unk_share`: the share of its tokens that are the tokenizer's unknown token)."""
+
+    name: str
+    rows: int
+    dropped: int
+    unk_share: float
+    same_tokens: tuple[int, ...]  # rows (counting from 0, after drops) whose chosen and rejected tokenize the same
+
+    @property
+    def dropped_share(self) -> float:
+        return self.dropped / (self.rows + self.dropped) if self.rows + self.dropped else 0.0
+
+
+UNK_WARNING_SHARE = 0.05  # above this share of unknown tokens the model reads a different text than the data
+DROPPED_WARNING_SHARE = 0.2  # above this share of rows dropped for length the split no longer represents the data
+MIN_SPLIT_ROWS = 2  # a split left with fewer pairs than this cannot measure anything
+
+
+def check_split(name: str, dataset: Any, dropped: int, tokenizer: Any) -> SplitCheck:
+    """Tokenize the split once as a whole (explicit text prompts, after templating) and count what it hides."""
+    unk = tokenizer.unk_token_id
+    encode = lambda texts: tokenizer(list(texts), add_special_tokens=False)["input_ids"]  # noqa: E731
+    chosen, rejected = encode(dataset["chosen"]), encode(dataset["rejected"])
+    prompts = encode(dataset["prompt"])
+    same = tuple(index for index, (good, bad) in enumerate(zip(chosen, rejected, strict=True)) if good == bad)
+    total = sum(len(ids) for part in (prompts, chosen, rejected) for ids in part)
+    unknown = 0 if unk is None else sum(ids.count(unk) for part in (prompts, chosen, rejected) for ids in part)
+    return SplitCheck(name, len(dataset), dropped, unknown / total if total else 0.0, same)
+
+
+def data_warnings(checks: list[SplitCheck], source: str, model: str) -> list[str]:
+    """What a user should know before trusting a sweep on this data; each names the count and the fix."""
+    warnings_ = []
+    for check in checks:
+        if check.dropped_share > DROPPED_WARNING_SHARE:
+            warnings_.append(
+                f"data.source: {source}: {check.dropped} of {check.rows + check.dropped} {check.name} rows "
+                f"({check.dropped_share:.0%}) dropped because their prompt fills orpo.max_length; the rest may not "
+                "represent the data. Fix: raise orpo.max_length or shorten the prompts"
+            )
+        if check.unk_share > UNK_WARNING_SHARE:
+            warnings_.append(
+                f"data.source: {source}: {check.unk_share:.0%} of the {check.name} tokens are unknown to model "
+                f"{model}'s tokenizer: the model reads a different text than the data. Fix: use a model whose "
+                "vocabulary covers the data"
+            )
+        if check.same_tokens:
+            first = ", ".join(map(str, check.same_tokens[:5])) + (", ..." if len(check.same_tokens) > 5 else "")
+            warnings_.append(
+                f"data.source: {source}: {len(check.same_tokens)} of {check.rows} {check.name} pairs have chosen "
+                f"and rejected that tokenize the same (rows {first}, after drops, counting from 0): they teach no "
+                "preference. Fix: use a model whose tokenizer tells them apart, or remove those rows"
+            )
+    return warnings_
+
+
+def check_split_sizes(checks: list[SplitCheck], source: str, max_length: int) -> None:
+    for check in checks:
+        if check.rows < MIN_SPLIT_ROWS:
+            cause = (
+                f"; {check.dropped} were dropped because their prompt fills orpo.max_length {max_length}"
+                if check.dropped else ""
+            )
+            raise DataError(
+                f"data.source: {source}: {check.rows} {check.name} pair(s) left{cause}; a split needs at least "
+                f"{MIN_SPLIT_ROWS} to measure anything. Fix: raise orpo.max_length, shorten the prompts or add rows"
+            )

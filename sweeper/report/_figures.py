@@ -49,7 +49,7 @@ def pareto_front(analysis: StudyAnalysis) -> go.Figure:
     """Completed trials in objective space, colored by log10(beta); the Pareto front joined and ringed."""
     completed = analysis.completed
     names = [objective.name for objective in analysis.objectives]
-    betas = [math.log10(t.beta) if t.beta else None for t in completed]
+    betas = [math.log10(t.beta) if t.beta else math.nan for t in completed]  # no beta: a trial with no config
     marker = dict(
         color=betas, colorscale="Viridis", showscale=True, size=10,
         colorbar=dict(title="log10 beta"),
@@ -136,15 +136,16 @@ def parallel_coordinates(analysis: StudyAnalysis) -> go.Figure:
     completed = analysis.completed
     dimensions = []
     for parameter in analysis.parameters:
+        # a study resumed with a changed space (allowed explicitly) has trials without this parameter
         raw = [t.params.get(parameter.name) for t in completed]
         if not parameter.numeric:
             choices = sorted({str(v) for v in raw})
             dimensions.append(dict(label=parameter.name, values=[choices.index(str(v)) for v in raw],
                                    tickvals=list(range(len(choices))), ticktext=choices))
         elif parameter.log_scale:
-            dimensions.append(dict(label=f"log10 {parameter.name}", values=[math.log10(v) for v in raw]))
+            dimensions.append(dict(label=f"log10 {parameter.name}", values=[math.log10(v) if v else math.nan for v in raw]))
         else:
-            dimensions.append(dict(label=parameter.name, values=raw))
+            dimensions.append(dict(label=parameter.name, values=[math.nan if v is None else v for v in raw]))
     for objective in analysis.objectives:
         dimensions.append(dict(label=objective.name, values=[t.values[objective.name] for t in completed]))
     gaps = [

@@ -22,6 +22,9 @@ class HasUserAttrs(Protocol):
     def set_user_attr(self, key: str, value: Any) -> None: ...
 
 
+# trial user attribute: the version (digest) of the study inputs the trial ran on (see sweep/_identity.py)
+TRIAL_INPUTS_ATTR = "study_inputs"
+
 def record_trial_result(
     trial: HasUserAttrs,
     result: TrialResult,

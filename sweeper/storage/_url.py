@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy.engine import URL, make_url
 
-from sweeper.config import ConfigError
+from sweeper.config import ConfigError, redact_secrets
 
 # SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3; the project depends on psycopg2 (psycopg2-binary).
 POSTGRES_DRIVER = "postgresql+psycopg2"
@@ -20,15 +19,14 @@ POSTGRES_CONNECT_TIMEOUT_S = 10
 SQLITE_LOCK_TIMEOUT_S = 60
 
 _EXAMPLES = "use sqlite:///runs/sweep.db (a file) or postgresql://user:password@host:5432/database"
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
 def redact_url(url: str | URL) -> str:
-    """The URL with any password replaced by `***`, safe for logs and error messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # unparseable: hide whatever sits between `user:` and `@`
-        return _PASSWORD_IN_URL.sub(r"\1***@", str(url))
+    """The URL with any password replaced by `***`, safe for logs and error messages, whatever its shape: a text
+    is redacted as written, not as parsed (a password with an unencoded `@` parses as part of the host)."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return redact_secrets(str(url))
 
 
 def resolve_storage_url(url: str) -> str:
@@ -45,6 +43,11 @@ def resolve_storage_url(url: str) -> str:
     if parsed.drivername == "sqlite":
         return _resolve_sqlite(parsed)
     if parsed.drivername in ("postgresql", POSTGRES_DRIVER):
+        if parsed.host and "@" in parsed.host:
+            raise ConfigError(
+                f"storage URL {redact_url(url)!r}: its password holds an `@`, which ends the password in a URL. "
+                "Fix: write it percent-encoded, `@` as %40 (better: pass the URL with --storage-env VAR)"
+            )
         if not parsed.database:
             raise ConfigError(
                 f"storage URL {redact_url(parsed)!r} names no database; "

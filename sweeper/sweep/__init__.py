@@ -1,5 +1,6 @@
 """Sweep: workers that run a study's trials on shared storage, their progress, and the status of a study."""
 
+from ._identity import ALLOW_FLAG, INPUTS_ATTR, TRIAL_INPUTS_ATTR, StudyInputs, study_inputs
 from ._intermediate import PLANNED_STEPS, PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
 from ._launch import launch_workers, visible_gpus, worker_environment
 from ._objective import TrialObjective
@@ -10,6 +11,11 @@ from ._status import status_rows
 from ._worker import HeartbeatSettings, run_worker, target_reached
 
 __all__ = [
+    "ALLOW_FLAG",
+    "INPUTS_ATTR",
+    "StudyInputs",
+    "TRIAL_INPUTS_ATTR",
+    "study_inputs",
     "HeartbeatSettings",
     "IntermediateEvaluations",
     "PLANNED_STEPS",

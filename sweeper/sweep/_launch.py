@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..storage import open_storage
 from ..study import StudySpec
+from ._identity import StudyInputs
 from ._optuna_study import open_study
 from ._progress import ProgressLine
 from ._worker import HeartbeatSettings, requeue_dead_workers_trials, target_reached
@@ -46,6 +47,8 @@ def launch_workers(
     spec: StudySpec,
     n_workers: int,
     heartbeat: HeartbeatSettings,
+    inputs: StudyInputs | None = None,
+    allow_changed_inputs: bool = False,
 ) -> int:
     """Start the workers, show one progress line for all of them, and return an exit code: a worker's error code
     (the worst) if one failed; else 0 when the study reached its target, even if a worker was killed on the way (the
@@ -53,7 +56,9 @@ def launch_workers(
     gpus = visible_gpus()
     if gpus and n_workers > len(gpus):
         print(f"warning: {n_workers} workers share {len(gpus)} GPU(s); each GPU runs several trials at once", file=sys.stderr)
-    study = open_study(spec, open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s))  # create before workers join
+    # create (or check and join) before the workers join; they then find the inputs this command recorded
+    storage = open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
+    study = open_study(spec, storage, inputs, allow_changed_inputs)
     progress = ProgressLine(study, spec.n_trials)
     workers = []
     for index in range(n_workers):

@@ -14,6 +14,7 @@ from ..storage import CurveStore, config_hash, library_versions, record_failure,
 from ..study import StudySpec
 from ..training import TrialReuse
 from ..trial import INTERRUPTED, TrialFailure, run_trial
+from ._identity import TRIAL_INPUTS_ATTR
 from ._intermediate import PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
 from ._progress import REPEATED_CONFIGURATION
 
@@ -24,10 +25,14 @@ REPEATS_TRIAL = "repeats_trial"
 _HELD_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
 
 
-def repeated_trial(trial: optuna.Trial) -> int | None:
-    """The number of another trial of the study with exactly this trial's parameters, or None."""
+def repeated_trial(trial: optuna.Trial, inputs_digest: str | None = None) -> int | None:
+    """The number of another trial of the study with exactly this trial's parameters, or None. With
+    `inputs_digest`, a trial that ran on other study inputs (data or base config changed since) is no repeat."""
     for other in trial.study.get_trials(deepcopy=False, states=_HELD_STATES):
-        if other.number != trial.number and other.params == trial.params:
+        if other.number == trial.number or other.params != trial.params:
+            continue
+        ran_on = other.user_attrs.get(TRIAL_INPUTS_ATTR)
+        if inputs_digest is None or ran_on is None or ran_on == inputs_digest:
             return other.number
     return None
 
@@ -44,6 +49,7 @@ class TrialObjective:
         on_trial_created: Callable[[], None] | None = None,
         reuse: TrialReuse | None = None,
         refuse_repeats: bool = True,
+        inputs_digest: str | None = None,
     ):
         self.spec, self.curves, self.device_count = spec, curves, device_count
         self.on_trial_created = on_trial_created
@@ -52,11 +58,14 @@ class TrialObjective:
         # replicates repeat a configuration on purpose (with another seed); sweeps must not, unless the study asks
         self.refuse_repeats = refuse_repeats and not spec.allow_repeats
         self.consecutive_repeats = 0
+        self.inputs_digest = inputs_digest  # the version of the study's inputs this worker runs on
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         if self.on_trial_created:
             self.on_trial_created()
         self.spec.space.suggest(trial)
+        if self.inputs_digest:
+            trial.set_user_attr(TRIAL_INPUTS_ATTR, self.inputs_digest)
         self._refuse_repeat(trial)
         try:
             config = self.spec.training_config(trial.params)
@@ -95,7 +104,7 @@ class TrialObjective:
     def _refuse_repeat(self, trial: optuna.Trial) -> None:
         """A configuration already trained (or in training) teaches nothing new and would count twice in the
         analysis: store this trial as FAIL with the trial it repeats, outside the target, and draw again."""
-        repeated = repeated_trial(trial) if self.refuse_repeats else None
+        repeated = repeated_trial(trial, self.inputs_digest) if self.refuse_repeats else None
         if repeated is None:
             self.consecutive_repeats = 0
             return

@@ -10,18 +10,27 @@ import optuna
 from ..config import ConfigError
 from ..storage import redact_url
 from ..study import StudySpec, build_pruner, build_sampler
+from ._identity import INPUTS_ATTR, INPUTS_HISTORY_ATTR, StudyInputs, changed_inputs, refuse_changed_inputs
 
 SPEC_ATTR = "sweeper_spec"
 
 
-def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
+def open_study(
+    spec: StudySpec,
+    storage: optuna.storages.BaseStorage,
+    inputs: StudyInputs | None = None,
+    allow_changed_inputs: bool = False,
+) -> optuna.Study:
     """Create the study, or join it when it exists. An existing study with other objectives is refused: its stored
-    values would mean something else."""
+    values would mean something else. With `inputs`, a new study remembers them and an existing one built on other
+    inputs (space, fixed values, base config, data) is refused unless `allow_changed_inputs`."""
     sampler = build_sampler(spec.sampler, len(spec.objectives))
     existing = {summary.study_name: summary for summary in optuna.get_all_study_summaries(storage)}
     if spec.study_name in existing:
         study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler, pruner=build_pruner(spec.pruner))
         _check_same_objectives(spec, study)
+        if inputs is not None:
+            _check_same_inputs(spec, study, inputs, allow_changed_inputs)
         return study
     try:
         study = optuna.create_study(
@@ -32,14 +41,33 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.
             pruner=build_pruner(spec.pruner),
         )
     except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
-        return open_study(spec, storage)
+        return open_study(spec, storage, inputs, allow_changed_inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(spec.objective_names)
     stored = json.loads(spec.model_dump_json())
     stored["storage"] = redact_url(spec.storage)  # user attributes are shown by the dashboard and exports
     study.set_user_attr(SPEC_ATTR, stored)
+    if inputs is not None:
+        study.set_user_attr(INPUTS_ATTR, inputs.record())
     return study
+
+
+def _check_same_inputs(spec: StudySpec, study: optuna.Study, inputs: StudyInputs, allow_changed: bool) -> None:
+    current = inputs.record()
+    stored = study.user_attrs.get(INPUTS_ATTR)
+    if stored is None:  # a study from before inputs were remembered: what it was built on is unknown
+        study.set_user_attr(INPUTS_ATTR, current)
+        return
+    changes = changed_inputs(stored, current)
+    if not changes:
+        return
+    if not allow_changed:
+        url = getattr(study._storage, "url", "")
+        raise refuse_changed_inputs(spec, redact_url(url) if url else "the storage", changes)
+    history = list(study.user_attrs.get(INPUTS_HISTORY_ATTR, []))
+    study.set_user_attr(INPUTS_HISTORY_ATTR, [*history, stored])
+    study.set_user_attr(INPUTS_ATTR, current)
 
 
 def _check_same_objectives(spec: StudySpec, study: optuna.Study) -> None:

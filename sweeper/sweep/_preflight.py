@@ -6,12 +6,16 @@ fail every trial in turn and leave a study full of FAIL trials behind; here they
 
 from __future__ import annotations
 
+import logging
+
 from ..config import ConfigError, TrainingConfig, build_training_config, read_yaml_mapping
 from ..storage import check_storage_reachable
 from ..study import StudySpec
-from ..training import trainable_pairs
+from ..training import prepare_pairs
+from ._identity import StudyInputs, study_inputs
 
 MAX_LENGTH = "orpo.max_length"
+log = logging.getLogger(__name__)
 
 
 def representative_config(spec: StudySpec) -> TrainingConfig:
@@ -23,10 +27,21 @@ def representative_config(spec: StudySpec) -> TrainingConfig:
     return build_training_config(read_yaml_mapping(spec.base_config), overrides, source=f"{spec.base_config}")
 
 
-def check_study_inputs(spec: StudySpec) -> None:
-    """Raise ConfigError when the storage does not answer or the data leaves no trial anything to train on."""
+def check_study_inputs(spec: StudySpec) -> StudyInputs:
+    """Raise ConfigError when the storage does not answer or the data leaves no trial anything to train on; return
+    what the study is built on, for `open_study` to remember or compare."""
     check_storage_reachable(spec.storage)
     try:
-        trainable_pairs(representative_config(spec))
+        representative = representative_config(spec)
+        pairs = prepare_pairs(representative)
     except ConfigError as error:
         raise ConfigError(f"base_config {spec.base_config}: {error}") from None
+    train, validation = pairs.checks
+    log.info(
+        "data %s: %d training and %d validation pairs (%d and %d dropped for prompts filling orpo.max_length), "
+        "fingerprint %s", representative.data.source, train.rows, validation.rows, train.dropped,
+        validation.dropped, pairs.data_fingerprint,
+    )
+    for warning in pairs.warnings:
+        log.warning(warning)
+    return study_inputs(spec, pairs.data_fingerprint)

@@ -15,6 +15,7 @@ from ..storage import CurveStore, TrialSlotLock, beating_trials, open_storage
 from ..study import StudySpec, beta_scaled_warnings
 from ..training import TrialReuse
 from ..trial import TrialFailure
+from ._identity import StudyInputs
 from ._objective import TrialObjective
 from ._optuna_study import open_study
 from ._progress import ProgressLine, trials_toward_target
@@ -52,17 +53,23 @@ def run_worker(
     heartbeat: HeartbeatSettings = HeartbeatSettings(),
     show_progress: bool = True,
     device_count: int = 1,
+    inputs: StudyInputs | None = None,
+    allow_changed_inputs: bool = False,
 ) -> optuna.Study:
     """Run trials until the target or timeout. Ctrl-C propagates as KeyboardInterrupt after the running trial
-    is recorded as FAIL with reason `interrupted`."""
+    is recorded as FAIL with reason `interrupted`. `inputs` (from `check_study_inputs`) are checked against what
+    the study was built on, and each trial records their version."""
     storage = open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
-    study = open_study(spec, storage)
+    study = open_study(spec, storage, inputs, allow_changed_inputs)
     for warning in beta_scaled_warnings(spec):
         log.warning(warning)
     curves = CurveStore(spec.storage)
     slot = TrialSlotLock(spec.storage, spec.study_name)
     # the new trial exists (and counts toward the target) once the objective runs: other workers may check now
-    objective = TrialObjective(spec, curves, device_count, on_trial_created=slot.release, reuse=TrialReuse())
+    objective = TrialObjective(
+        spec, curves, device_count, on_trial_created=slot.release, reuse=TrialReuse(),
+        inputs_digest=inputs.digest if inputs else None,
+    )
     progress = ProgressLine(study, spec.n_trials) if show_progress else None
     started = time.monotonic()
     # What is alive now (imported modules: ~0.5M objects with torch and TRL) lives as long as the worker. Frozen, it

@@ -27,7 +27,7 @@ warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated"
 
 import torch  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
-from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback, set_seed  # noqa: E402
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback, set_seed  # noqa: E402
 from trl.data_utils import maybe_apply_chat_template, maybe_extract_prompt  # noqa: E402
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer  # noqa: E402
 from trl import __version__ as trl_version  # noqa: E402
@@ -35,7 +35,15 @@ from trl.trainer.utils import disable_dropout_in_model  # noqa: E402
 
 from ..config import BUILTIN_MODEL, ConfigError, TrainingConfig  # noqa: E402
 from ..faults import oom_micro_batch_limit, oom_without_gradient_checkpointing  # noqa: E402
-from ..data import PreferenceData, drop_long_prompts, load_preference_data  # noqa: E402
+from ..data import (  # noqa: E402
+    PreferenceData,
+    SplitCheck,
+    check_split,
+    check_split_sizes,
+    data_warnings,
+    drop_long_prompts,
+    load_preference_data,
+)
 from ..metrics import EVAL, ORPO_METRICS, CurvePoint, TrialResult, curve_points, split_of_log  # noqa: E402
 from ..model import tiny_model_path  # noqa: E402
 from ._lean_logps import captured_output, lean_orpo_forward  # noqa: E402
@@ -263,6 +271,8 @@ class PreparedPairs(NamedTuple):
     dropped_eval: int
     data_fingerprint: str  # of the rows as loaded, before templating
     tokenizer_fingerprint: str
+    checks: tuple[SplitCheck, SplitCheck]  # train, validation: rows, drops, unknown tokens, indistinct pairs
+    warnings: tuple[str, ...]  # what `data_warnings` found: printed by `sweeper sweep` and `sweeper trial`
 
 
 def trainable_pairs(config: TrainingConfig):
@@ -273,12 +283,16 @@ def trainable_pairs(config: TrainingConfig):
 
 
 def prepare_pairs(config: TrainingConfig) -> PreparedPairs:
-    """`trainable_pairs`, with the fingerprints that key the tokenized-data cache."""
+    """`trainable_pairs`, with the fingerprints that key the tokenized-data cache and the whole-data checks."""
     data = load_preference_data(config.data)
     tokenizer = load_tokenizer(config, data)
-    train, dropped_train = drop_long_prompts(to_text_pairs(data.train, tokenizer), tokenizer, config.orpo.max_length)
+    check_max_length_fits(config)
+    max_length = config.orpo.max_length
+    train, dropped_train = drop_long_prompts(
+        to_text_pairs(data.train, tokenizer), tokenizer, max_length, keep_at_most=config.data.max_train_rows
+    )
     validation, dropped_eval = drop_long_prompts(
-        to_text_pairs(data.validation, tokenizer), tokenizer, config.orpo.max_length
+        to_text_pairs(data.validation, tokenizer), tokenizer, max_length, keep_at_most=config.data.max_eval_rows
     )
     if len(train) == 0 or len(validation) == 0:
         split, dropped = ("training", dropped_train) if len(train) == 0 else ("validation", dropped_eval)
@@ -287,9 +301,28 @@ def prepare_pairs(config: TrainingConfig) -> PreparedPairs:
             f"{data.source}) fills it, so no completion token is left and nothing is left to train on. "
             "Fix: raise orpo.max_length or shorten the prompts"
         )
-    return PreparedPairs(
-        tokenizer, train, validation, dropped_train, dropped_eval, data.fingerprint, tokenizer_fingerprint(tokenizer)
+    checks = (
+        check_split("training", train, dropped_train, tokenizer),
+        check_split("validation", validation, dropped_eval, tokenizer),
     )
+    check_split_sizes(list(checks), data.source, max_length)
+    return PreparedPairs(
+        tokenizer, train, validation, dropped_train, dropped_eval, data.fingerprint, tokenizer_fingerprint(tokenizer),
+        checks, tuple(data_warnings(list(checks), data.source, config.model.name)),
+    )
+
+
+def check_max_length_fits(config: TrainingConfig) -> None:
+    """A max_length beyond the model's positions would fail (or silently wrap) at the first long row."""
+    model_config = AutoConfig.from_pretrained(
+        model_location(config), revision=config.model.revision, trust_remote_code=config.model.trust_remote_code
+    )
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions and config.orpo.max_length > positions:
+        raise ConfigError(
+            f"orpo.max_length: {config.orpo.max_length} exceeds the {positions} positions of model "
+            f"{config.model.name}. Fix: set orpo.max_length to {positions} or less"
+        )
 
 
 def base_model_key(config: TrainingConfig) -> tuple:
@@ -385,6 +418,7 @@ def run_orpo(
         micro_batch_size=config.orpo.per_device_train_batch_size,
         gradient_accumulation_steps=config.orpo.gradient_accumulation_steps,
         dataset_fingerprint=pairs.data_fingerprint,
+        notes=list(pairs.warnings),
     )
 
 

@@ -16,13 +16,13 @@ def started(monkeypatch) -> list[int]:
     counts: list[int] = []
     launch, run_in_process = sweeper.sweep.launch_workers, sweeper.sweep.run_worker
 
-    def counted_launch(study_file, spec, n_workers, heartbeat):
+    def counted_launch(study_file, spec, n_workers, heartbeat, *inputs):
         counts.append(n_workers)
-        return launch(study_file, spec, n_workers, heartbeat)
+        return launch(study_file, spec, n_workers, heartbeat, *inputs)
 
-    def counted_run(spec, heartbeat):
+    def counted_run(spec, heartbeat, **inputs):
         counts.append(1)
-        return run_in_process(spec, heartbeat=heartbeat)
+        return run_in_process(spec, heartbeat=heartbeat, **inputs)
 
     monkeypatch.setattr(sweeper.sweep, "launch_workers", counted_launch)
     monkeypatch.setattr(sweeper.sweep, "run_worker", counted_run)

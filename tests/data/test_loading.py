@@ -89,6 +89,7 @@ def test_bad_text_rows_name_their_index(tmp_path, bad_row, message):
     [
         ({"prompt": [{"role": "user", "content": "p"}], "chosen": [], "rejected": [{"role": "assistant", "content": "r"}]}, "empty message list"),
         ({"prompt": [{"role": "user", "content": "p"}], "chosen": [{"role": "robot", "content": "c"}], "rejected": [{"role": "assistant", "content": "r"}]}, "role 'robot'"),
+        ({"prompt": [{"role": "user", "content": "p"}], "chosen": [{"role": "assistant", "content": " "}], "rejected": [{"role": "assistant", "content": "r"}]}, "message 0 of `chosen` has empty content"),
     ],
 )
 def test_bad_message_rows_name_their_index(tmp_path, bad_row, message):
@@ -196,3 +197,30 @@ def test_the_builtin_task_has_no_validation_row_in_training():
     data = load_preference_data(DataSection())
     train = {json.dumps(row, sort_keys=True) for row in data.train}
     assert not any(json.dumps(row, sort_keys=True) in train for row in data.validation)
+
+
+def test_every_bad_row_of_a_file_is_counted_in_one_error(tmp_path):
+    identical = [{"prompt": f"p {i}", "chosen": "same", "rejected": "same"} for i in range(7)]
+    rows = EXPLICIT[:3] + identical[:3] + [{"prompt": "p", "chosen": "", "rejected": "r"}] + identical[3:]
+    with pytest.raises(DataError) as caught:
+        load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows)))
+    message = str(caught.value)
+    assert "7 rows (3, 4, 5, 7, 8, ...): `chosen` and `rejected` are identical" in message
+    assert "row 6: `chosen` is an empty string" in message and "Fix: correct or remove those rows" in message
+
+
+def test_a_problem_on_every_row_points_at_the_format_not_the_rows(tmp_path):
+    sharegpt = [{"prompt": f"p {i}", "chosen": {"from": "gpt", "value": "a"}, "rejected": {"from": "gpt", "value": "b"}}
+                for i in range(4)]
+    with pytest.raises(DataError) as caught:
+        load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", sharegpt)))
+    message = str(caught.value)
+    assert "4 rows (0, 1, 2, 3): `chosen` is dict" in message and "check data.columns" in message
+    assert "correct or remove" not in message
+
+
+def test_rows_in_two_formats_are_refused(tmp_path):
+    rows = CONVERSATIONAL[:6] + EXPLICIT[:4]
+    with pytest.raises(DataError, match=r"rows mix formats: 6 rows \(0, 1, 2, 3, 4, \.\.\.\) hold message lists and "
+                                         r"4 rows \(6, 7, 8, 9\) hold plain strings"):
+        load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows)))

@@ -128,3 +128,24 @@ def test_report_command_writes_the_file(known_study, tmp_path, capsys):
     out = tmp_path / "out" / "report.html"
     assert main(["report", str(study_file), "-o", str(out)]) == 0
     assert out.stat().st_size > 1_000_000 and str(out) in capsys.readouterr().out
+
+
+def test_a_study_whose_space_changed_renders_and_names_the_mixed_versions(tmp_path):
+    # resumed with --allow-changed-inputs after a parameter joined the space: early trials lack it (was a crash in
+    # the parallel coordinates' log10(None))
+    url = f"sqlite:///{tmp_path / 'changed.db'}"
+    study = optuna.create_study(study_name="changed", storage=url, direction="minimize")
+    lr = FloatDistribution(1e-4, 1e-2, log=True)
+    beta = FloatDistribution(0.05, 1.0, log=True)
+    for number in range(6):
+        params, distributions = {"learning_rate": 1e-4 * 1.9 ** number}, {"learning_rate": lr}
+        if number >= 3:
+            params["beta"], distributions["beta"] = 0.1 * number, beta
+        study.add_trial(optuna.trial.create_trial(
+            params=params, distributions=distributions, value=float(number),
+            user_attrs={"study_inputs": "v1" if number < 3 else "v2"},
+        ))
+    analysis = analyze_study("changed", url)
+    page = render_report(analysis)
+    assert page.count("Plotly.newPlot(") == len(SECTIONS)
+    assert any("mixed study inputs" in note and "v1: trials 0, 1, 2" in note for note in analysis.notes)
