@@ -9,6 +9,8 @@ from ._training import (
     config_to_yaml,
     load_training_config,
     parse_override,
+    read_training_mapping,
+    resolve_data_source,
     set_dotted,
 )
 from ._yaml import load_yaml_text, read_yaml_mapping, redact_secrets, shown_value
@@ -23,7 +25,9 @@ __all__ = [
     "load_training_config",
     "parse_override",
     "load_yaml_text",
+    "read_training_mapping",
     "read_yaml_mapping",
+    "resolve_data_source",
     "redact_secrets",
     "shown_value",
     "set_dotted",

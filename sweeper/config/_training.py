@@ -193,12 +193,49 @@ def validate_training_config(data: dict[str, Any], source: str) -> TrainingConfi
         raise ConfigError(describe_validation_error(source, error)) from None
 
 
+LOCAL_DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def _is_local_path(source: str) -> bool:
+    """A data.source that names a file (a hub id such as `owner/name` has none of these shapes)."""
+    return source.endswith(LOCAL_DATA_SUFFIXES) or source.startswith((".", "/", "~"))
+
+
+def resolve_data_source(source: Any, folder: Path) -> Any:
+    """A local data file named relative to `folder` (a config file's), made absolute so that a trial, a worker on
+    another working directory and an exported config all read the same file. Where the file is not there but is
+    relative to the working directory (how sweeper read it before), that one is taken."""
+    if not isinstance(source, str) or source == BUILTIN_TASK or not _is_local_path(source):
+        return source
+    path = Path(source).expanduser()
+    if path.is_absolute():
+        return str(path)
+    beside = (folder / path).resolve()
+    if beside.exists() or not path.exists():
+        return str(beside)
+    return str(path.resolve())
+
+
+def read_training_mapping(path: str | Path) -> dict[str, Any]:
+    """A training config file as a mapping, its data.source resolved against the file's folder."""
+    data = read_yaml_mapping(path)
+    section = data.get("data")
+    if isinstance(section, dict) and "source" in section:
+        section["source"] = resolve_data_source(section["source"], Path(path).resolve().parent)
+    return data
+
+
 def load_training_config(
     path: str | Path, overrides: list[str] | dict[str, Any] | None = None
 ) -> TrainingConfig:
-    """Read and validate a config file, applying `--set` style overrides first."""
-    data = read_yaml_mapping(path)
-    return build_training_config(data, overrides, source=str(path))
+    """Read and validate a config file, applying `--set` style overrides first. A data.source in the file is
+    relative to the file's folder; one given as an override, to the working directory."""
+    data = read_training_mapping(path)
+    pairs = overrides.items() if isinstance(overrides, dict) else [parse_override(text) for text in overrides or []]
+    resolved = {
+        key: resolve_data_source(value, Path.cwd()) if key == "data.source" else value for key, value in pairs
+    }
+    return build_training_config(data, resolved, source=str(path))
 
 
 def build_training_config(

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from sweeper.config import ConfigError, TrainingConfig, build_training_config, read_yaml_mapping
+from sweeper.config import ConfigError, TrainingConfig, build_training_config, read_training_mapping, read_yaml_mapping
 from sweeper.config._yaml import describe_validation_error
 
 from ._objectives import OBJECTIVES, Direction
@@ -92,7 +92,7 @@ class StudySpec(BaseModel):
     def _base_config_valid(cls, path: Path) -> Path:
         path = path.resolve()
         try:
-            build_training_config(read_yaml_mapping(path), source=str(path))
+            build_training_config(read_training_mapping(path), source=str(path))
         except ConfigError as error:
             raise ValueError(f"the base config does not load: {error}") from None
         return path
@@ -104,7 +104,7 @@ class StudySpec(BaseModel):
             _training_field(path)
         if "base_config" in info.data:
             try:
-                build_training_config(read_yaml_mapping(info.data["base_config"]), fixed, source="base config + fixed")
+                build_training_config(read_training_mapping(info.data["base_config"]), fixed, source="base config + fixed")
             except ConfigError as error:
                 raise ValueError(f"{error}. Fix: give values the training config accepts") from None
         return fixed
@@ -141,7 +141,7 @@ class StudySpec(BaseModel):
                     "Fix: use {int: [low, high]} or {choice: [...]}"
                 )
         if "base_config" in info.data and fixed is not None:
-            _check_space_values(space, read_yaml_mapping(info.data["base_config"]), fixed, info.data["base_config"])
+            _check_space_values(space, read_training_mapping(info.data["base_config"]), fixed, info.data["base_config"])
         return space
 
     @field_validator("objectives")
@@ -224,7 +224,7 @@ class StudySpec(BaseModel):
     def training_config(self, params: Mapping[str, Any]) -> TrainingConfig:
         """The full training config of a trial with these Optuna params."""
         overrides = self.training_overrides(params)
-        return build_training_config(read_yaml_mapping(self.base_config), overrides, source=f"{self.study_name} trial")
+        return build_training_config(read_training_mapping(self.base_config), overrides, source=f"{self.study_name} trial")
 
 
 def load_study_spec(path: str | Path, n_trials: int | None = None, storage: str | None = None) -> StudySpec:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from ..config import ConfigError, TrainingConfig, build_training_config, read_yaml_mapping
+from ..config import ConfigError, TrainingConfig, build_training_config, read_training_mapping
 from ..storage import check_storage_reachable
 from ..study import StudySpec
 from ..training import prepare_pairs
@@ -24,7 +24,7 @@ def representative_config(spec: StudySpec) -> TrainingConfig:
     overrides = spec.training_overrides({})
     if MAX_LENGTH in spec.space.searched_paths:
         overrides[MAX_LENGTH] = max(spec.space.parameters[MAX_LENGTH].candidate_values())
-    return build_training_config(read_yaml_mapping(spec.base_config), overrides, source=f"{spec.base_config}")
+    return build_training_config(read_training_mapping(spec.base_config), overrides, source=f"{spec.base_config}")
 
 
 def check_study_inputs(spec: StudySpec) -> StudyInputs:

@@ -81,3 +81,24 @@ def test_yaml_tags_cannot_execute_code(tmp_path):
     path.write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ConfigError, match=r"!!python/object/apply:os.system asks to build a Python object.*refused"):
         load_training_config(path)
+
+
+def test_data_source_is_relative_to_the_config_files_folder(tmp_path, monkeypatch):
+    import json
+
+    from sweeper.config import load_training_config
+
+    folder = tmp_path / "project" / "configs"
+    folder.mkdir(parents=True)
+    (folder / "pairs.jsonl").write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n")
+    (folder / "run.yaml").write_text("model: {name: builtin:tiny-llama}\ndata: {source: pairs.jsonl}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_training_config(folder / "run.yaml")
+    assert config.data.source == str(folder / "pairs.jsonl")  # absolute: an export re-runs from any folder
+    # given on the command line, a path is the working directory's, also made absolute
+    overridden = load_training_config(folder / "run.yaml", ["data.source=local.jsonl"])
+    assert overridden.data.source == str(elsewhere / "local.jsonl")
+    # a hub id is no path
+    assert load_training_config(folder / "run.yaml", ["data.source=owner/name"]).data.source == "owner/name"

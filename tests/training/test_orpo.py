@@ -89,11 +89,15 @@ def test_other_trl_formats_train(fast_config, tmp_path, kind):
 
 
 def test_long_prompts_are_dropped_before_training_and_counted(fast_config, tmp_path):
-    rows = [
-        {"prompt": "sort the numbers : 3 1 2 =", "chosen": " 1 2 3", "rejected": " 3 2 1"},
-        {"prompt": "sort the numbers : " + " ".join(["5"] * 30) + " =", "chosen": " 5", "rejected": " 4"},
-    ] * 10
+    rows = [  # distinct rows: a copy in both splits would be refused as a leak
+        row
+        for i in range(20)  # 40 rows: the validation share (4) keeps the 2 pairs a split needs
+        for row in (
+            {"prompt": f"sort the numbers : 3 1 {i} =", "chosen": f" 1 {i} 3", "rejected": f" 3 {i} 1"},
+            {"prompt": "sort the numbers : " + " ".join(["5"] * 30) + f" {i} =", "chosen": " 5", "rejected": " 4"},
+        )
+    ]
     config = fast_config(**{"data.source": _write(tmp_path / "d.jsonl", rows), "orpo.max_length": 24})
     result = run_orpo(config, tmp_path / "out")
-    assert result.dropped_long_prompts == 10
+    assert result.dropped_long_prompts == 20
     assert math.isfinite(result.eval_metrics["eval_loss"])
