@@ -212,15 +212,35 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+HAND_OFF_OWNER = ".storage"  # in a hand-off folder: the (redacted) storage URL whose study wrote it
+
+
 def hand_off_folder(storage_url: str, study_name: str) -> Path:
     """Where a sweep leaves its report and export: beside a SQLite file (runs/default.db -> runs/<study_name>/),
-    else runs/<study_name>/ under the working directory. Shown relative to the working directory when inside it."""
+    else runs/<study_name>/ under the working directory. Shown relative to the working directory when inside it.
+    A folder another storage's study of the same name wrote (see HAND_OFF_OWNER) is left alone: this storage's
+    goes to <study_name>-<8 hex digits of its URL>/."""
+    import hashlib
+
     from sqlalchemy.engine import make_url
+
+    from .storage import redact_url
 
     url = make_url(storage_url)
     base = Path(url.database).parent if url.get_backend_name() == "sqlite" else Path("runs")
     folder = base.absolute() / study_name
+    owner = folder / HAND_OFF_OWNER
+    redacted = redact_url(storage_url)
+    if owner.is_file() and owner.read_text(encoding="utf-8").strip() != redacted:
+        folder = folder.with_name(f"{study_name}-{hashlib.sha256(redacted.encode()).hexdigest()[:8]}")
     return folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
+
+
+def _claim_hand_off_folder(folder: Path, storage_url: str) -> None:
+    from .storage import redact_url
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / HAND_OFF_OWNER).write_text(redact_url(storage_url) + "\n", encoding="utf-8")
 
 
 def _write_hand_off(spec) -> None:
@@ -236,6 +256,7 @@ def _write_hand_off(spec) -> None:
         return
     folder = hand_off_folder(spec.storage, spec.study_name)
     try:
+        _claim_hand_off_folder(folder, spec.storage)
         report = write_report(analysis, folder / "report.html")
         manifest = export_pareto(analysis, folder / "export")
     except OSError as error:

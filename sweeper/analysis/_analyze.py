@@ -224,6 +224,8 @@ def _trial_rows(
                 training_config=config,
                 library_versions=attrs.get("library_versions"),
                 dataset_fingerprint=attrs.get("dataset_fingerprint"),
+                train_rows=attrs.get("train_rows"),
+                eval_rows=attrs.get("eval_rows"),
             )
         )
     return rows

@@ -93,6 +93,8 @@ class TrialRow:
     training_config: dict[str, Any] | None
     library_versions: dict[str, str] | None
     dataset_fingerprint: str | None
+    train_rows: int | None = None  # pairs the trial trained and validated on, after drops and caps
+    eval_rows: int | None = None
 
 
 @dataclass

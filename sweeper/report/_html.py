@@ -50,12 +50,28 @@ table.facts td { padding: 0.1rem 1rem 0.1rem 0; } ul.notes li { color: #8a5a00; 
 """
 
 
+def _data_named(analysis: StudyAnalysis) -> str:
+    """Each data version the completed trials ran on: source, pairs per split, fingerprint, trial count."""
+    versions = Counter()
+    for trial in analysis.completed:
+        config = trial.training_config if isinstance(trial.training_config, dict) else {}
+        source = (config.get("data") or {}).get("source", "?")
+        rows = (f"{trial.train_rows} training / {trial.eval_rows} validation pairs"
+                if trial.train_rows is not None else "pairs not stored")
+        versions[(source, rows, trial.dataset_fingerprint or "not stored")] += 1
+    return "; ".join(
+        f"{source} ({rows}, fingerprint {fingerprint}{f', {count} trials' if len(versions) > 1 else ''})"
+        for (source, rows, fingerprint), count in versions.items()
+    ) or "no completed trial yet"
+
+
 def _facts(analysis: StudyAnalysis) -> str:
     states = Counter(trial.state for trial in analysis.trials)
     objectives = ", ".join(f"{o.name} ({o.direction})" for o in analysis.objectives)
     rule = analysis.fit_rule
     rows = [
         ("storage", analysis.storage),
+        ("data", _data_named(analysis)),
         ("objectives", objectives),
         ("trials", ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items()))),
         ("Pareto-front trials", ", ".join(str(n) for n in analysis.pareto_numbers) or "none yet"),

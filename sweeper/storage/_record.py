@@ -54,6 +54,8 @@ def record_trial_result(
         global_steps=result.global_steps,
         runtime_s=_json_number(result.runtime_s),
         dropped_long_prompts=result.dropped_long_prompts,
+        train_rows=result.train_rows,
+        eval_rows=result.eval_rows,
         dataset_fingerprint=result.dataset_fingerprint or None,
         config_hash=config_hash,
         library_versions=dict(library_versions),

@@ -7,6 +7,9 @@ fail every trial in turn and leave a study full of FAIL trials behind; here they
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from ..config import ConfigError, TrainingConfig, build_training_config, read_training_mapping
 from ..storage import check_storage_reachable
@@ -27,14 +30,32 @@ def representative_config(spec: StudySpec) -> TrainingConfig:
     return build_training_config(read_training_mapping(spec.base_config), overrides, source=f"{spec.base_config}")
 
 
+def _sqlite_file_to_be_created(url: str) -> Path | None:
+    """The SQLite file that checking the storage will create, or None (it exists, or the storage is a server)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
+
+
+def _remove_created(path: Path | None) -> None:
+    if path is None:
+        return
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+
+
 def check_study_inputs(spec: StudySpec) -> StudyInputs:
     """Raise ConfigError when the storage does not answer or the data leaves no trial anything to train on; return
     what the study is built on, for `open_study` to remember or compare."""
+    created = _sqlite_file_to_be_created(spec.storage)
     check_storage_reachable(spec.storage)
     try:
         representative = representative_config(spec)
         pairs = prepare_pairs(representative)
     except ConfigError as error:
+        _remove_created(created)  # a refused sweep leaves nothing behind, not an empty database
         raise ConfigError(f"base_config {spec.base_config}: {error}") from None
     train, validation = pairs.checks
     log.info(

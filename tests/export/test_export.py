@@ -106,3 +106,18 @@ def test_the_sweep_hands_off_beside_its_sqlite_file(tmp_path, monkeypatch):
     assert hand_off_folder(f"sqlite:///{tmp_path}/runs/default.db", "orpo-tiny-default") == Path("runs/orpo-tiny-default")
     assert hand_off_folder("sqlite:////elsewhere/study.db", "s") == Path("/elsewhere/s")
     assert hand_off_folder("postgresql+psycopg2://user:secret@db.example/sweeps", "s") == Path("runs/s")
+
+
+def test_the_same_study_name_in_another_storage_gets_its_own_hand_off_folder(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from sweeper.cli import _claim_hand_off_folder, hand_off_folder
+
+    monkeypatch.chdir(tmp_path)
+    first, second = f"sqlite:///{tmp_path}/runs/a.db", f"sqlite:///{tmp_path}/runs/b.db"
+    _claim_hand_off_folder(tmp_path / hand_off_folder(first, "s"), first)
+    assert hand_off_folder(first, "s") == Path("runs/s")  # its own folder, again
+    other = hand_off_folder(second, "s")
+    assert other.parent == Path("runs") and other.name.startswith("s-") and other != Path("runs/s")
+    postgres = hand_off_folder("postgresql+psycopg2://user:secret@db.example/sweeps", "s")
+    assert postgres.parent == Path("runs") and postgres.name.startswith("s-") and postgres != other

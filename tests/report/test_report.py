@@ -143,9 +143,14 @@ def test_a_study_whose_space_changed_renders_and_names_the_mixed_versions(tmp_pa
             params["beta"], distributions["beta"] = 0.1 * number, beta
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions=distributions, value=float(number),
-            user_attrs={"study_inputs": "v1" if number < 3 else "v2"},
+            user_attrs={"study_inputs": "v1" if number < 3 else "v2", "train_rows": 20, "eval_rows": 4,
+                        "dataset_fingerprint": "fp-a" if number < 3 else "fp-b",
+                        "training_config": {"data": {"source": "/data/pairs.jsonl"}}},
         ))
     analysis = analyze_study("changed", url)
     page = render_report(analysis)
     assert page.count("Plotly.newPlot(") == len(SECTIONS)
     assert any("mixed study inputs" in note and "v1: trials 0, 1, 2" in note for note in analysis.notes)
+    assert any("mixed data" in note and "fp-b: trials 3, 4, 5" in note for note in analysis.notes)
+    # the report names its data: source, pairs per split and fingerprint of each version
+    assert "/data/pairs.jsonl (20 training / 4 validation pairs, fingerprint fp-a, 3 trials)" in page

@@ -94,3 +94,12 @@ def test_the_sweep_command_refuses_changed_data_before_any_trial(study_on_a_file
     error = capsys.readouterr().err
     assert "data changed" in error and "--allow-changed-inputs" in error
     assert len(study.get_trials()) == 0
+
+
+def test_a_refused_preflight_leaves_no_empty_database(tmp_path, write_fast_study):
+    data = tmp_path / "pairs.jsonl"
+    _write_data(data, [{"prompt": "p", "chosen": "same", "rejected": "same"}] * 3)
+    study_file = write_fast_study(training={"data.source": str(data)}, storage=f"sqlite:///{tmp_path / 'new.db'}")
+    with pytest.raises(ConfigError, match="identical"):
+        check_study_inputs(load_study_spec(study_file))
+    assert not (tmp_path / "new.db").exists()
