@@ -345,6 +345,10 @@ def cmd_replicate(args: argparse.Namespace) -> int:
 def _add_study_arguments(command: argparse.ArgumentParser, runs_trials: bool = True) -> None:
     command.add_argument("study", help="a study file, e.g. studies/default.yaml")
     command.add_argument("--storage", help="storage URL, replacing the study file's (e.g. postgresql://host/db)")
+    command.add_argument(
+        "--storage-env", metavar="VAR",
+        help="read the storage URL from environment variable VAR, which keeps its password out of the process list",
+    )
     if runs_trials:
         command.add_argument("--n-trials", type=int, help="target number of trials, replacing the study file's")
         command.add_argument("--timeout", type=float, dest="timeout_s", help="stop starting trials after this many seconds")
@@ -384,10 +388,6 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="join a study from this machine (shared storage: postgresql://)")
     _add_study_arguments(worker)
     worker.add_argument("--no-progress", action="store_true", help="do not print the progress line")
-    worker.add_argument(
-        "--storage-env", metavar="VAR",
-        help="read the storage URL from environment variable VAR, which keeps its password out of the process list",
-    )
     worker.set_defaults(handler=cmd_worker)
 
     status = commands.add_parser("status", help="table of a study's trials, Pareto front marked")

@@ -124,3 +124,19 @@ def test_the_package_safe_loader_builds_no_python_objects(tmp_path, monkeypatch)
         with pytest.raises(ConfigError, match="refused"):
             read_yaml_mapping(tmp_path / "file.yaml")
     assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("command", ["sweep", "worker", "status", "analyze", "dashboard"])
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql//sweeper:s3cret-env@127.0.0.1/test", "postgresql:/sweeper:s3cret-env@127.0.0.1/test",
+     "postgresql://sweeper:s3cret-env@x@127.0.0.1/test"],
+)
+def test_a_mistyped_url_from_the_environment_never_shows_its_password(command, url, monkeypatch, capsys):
+    from sweeper.cli import main
+
+    monkeypatch.setenv("SWEEPER_SECURITY_URL", url)
+    code = main([command, str(REPO_ROOT / "studies" / "default.yaml"), "--storage-env", "SWEEPER_SECURITY_URL"])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.startswith("error: ")
+    assert "s3cret-env" not in out + err and "***" in err
