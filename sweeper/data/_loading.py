@@ -149,21 +149,71 @@ def _unreadable_detail(path: Path, error: Exception) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+# sharegpt-style speakers (`from`/`value` messages, as in many DPO sets) -> TRL's roles
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
+                  "tool": "tool", "function_call": "assistant", "observation": "tool"}
+
+
+def _column_value(row: dict[str, Any], column: str) -> Any:
+    """A row's value at a column path: `chosen` or, into nested mappings, `chosen.value`."""
+    value: Any = row
+    for part in column.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _sharegpt_to_messages(value: Any) -> Any:
+    """`{from, value}` messages (one, or a list) as TRL's `{role, content}` list; anything else unchanged."""
+    if isinstance(value, dict) and {"from", "value"} <= set(value) and "role" not in value:
+        value = [value]
+    if (
+        isinstance(value, list) and value
+        and all(isinstance(m, dict) and {"from", "value"} <= set(m) and "role" not in m for m in value)
+    ):
+        return [{"role": SHAREGPT_ROLES.get(str(m["from"]), str(m["from"])), "content": m["value"]} for m in value]
+    if isinstance(value, dict) and {"role", "content"} <= set(value):
+        return [value]  # a single message where a list is expected
+    return value
+
+
 def _rename_columns(dataset: Any, section: DataSection) -> Any:
+    """The data's columns as TRL's prompt/chosen/rejected: renamed per data.columns, dotted paths read into nested
+    mappings, sharegpt `{from, value}` messages turned into `{role, content}` ones."""
     mapping = section.columns.model_dump()
     wanted = {role: column for role, column in mapping.items() if column is not None}
-    missing = [f"{role} (column {column!r})" for role, column in wanted.items() if column not in dataset.column_names]
+    present = set(dataset.column_names)
+    missing = [
+        f"{role} (column {column!r})" for role, column in wanted.items() if column.split(".")[0] not in present
+    ]
     if missing:
+        implicit = "" if section.columns.prompt is None else (
+            "; data with no prompt column (the prompt is the common start of chosen and rejected) takes "
+            "columns: {prompt: null}"
+        )
         raise DataError(
             f"data.source: {section.source}: missing {', '.join(missing)}; the data has columns "
-            f"{dataset.column_names}. Map them with data.columns, e.g. columns: {{prompt: question}}."
+            f"{dataset.column_names}. Map them with data.columns, e.g. columns: {{prompt: question}} or, into "
+            f"nested fields, {{chosen: chosen.value}}{implicit}."
         )
-    renames = {column: role for role, column in wanted.items() if column != role}
-    clashes = [role for column, role in renames.items() if role in dataset.column_names]
-    if clashes:
-        dataset = dataset.remove_columns(clashes)
-    dataset = dataset.rename_columns(renames) if renames else dataset
-    return dataset.select_columns(list(wanted))
+
+    def to_trl(row: dict[str, Any]) -> dict[str, Any]:
+        return {role: _sharegpt_to_messages(_column_value(row, column)) for role, column in wanted.items()}
+
+    sample = [to_trl(row) for row in dataset.select(range(min(len(dataset), 100)))]
+    plain = all(column in present for column in wanted.values()) and all(
+        sample[index][role] == dataset[index][column] for index in range(len(sample)) for role, column in wanted.items()
+    )
+    if plain:  # the usual case: a rename, done by Arrow without touching the rows
+        renames = {column: role for role, column in wanted.items() if column != role}
+        clashes = [role for column, role in renames.items() if role in dataset.column_names]
+        if clashes:
+            dataset = dataset.remove_columns(clashes)
+        dataset = dataset.rename_columns(renames) if renames else dataset
+        return dataset.select_columns(list(wanted))
+    rows = [to_trl(row) for row in dataset]
+    import datasets
+
+    return datasets.Dataset.from_list(rows)
 
 
 def _message_problem(value: Any, field: str) -> str | None:
@@ -220,7 +270,15 @@ def _row_format(row: dict[str, Any]) -> str:
     return "message lists" if isinstance(row.get("chosen"), list) else "plain strings"
 
 
-def _validate_rows(dataset: Any, source: str, implicit_prompt: bool) -> None:
+def _user_columns_named(problem: str, section: DataSection) -> str:
+    """A problem in the user's words: `prompt` -> `prompt` (column 'conversations') where data.columns maps it."""
+    for role, column in section.columns.model_dump().items():
+        if column is not None and column != role:
+            problem = problem.replace(f"`{role}`", f"`{role}` (column {column!r})")
+    return problem
+
+
+def _validate_rows(dataset: Any, source: str, implicit_prompt: bool, section: DataSection | None = None) -> None:
     """Every row checked, one error for the file: each problem with its count and first rows, and a fix that fits
     (a problem on every row points at the column mapping or the format, not at the rows)."""
     if len(dataset) == 0:
@@ -230,6 +288,8 @@ def _validate_rows(dataset: Any, source: str, implicit_prompt: bool) -> None:
     for index, row in enumerate(dataset):
         problem = row_problem(row, implicit_prompt)
         if problem:
+            if section is not None:
+                problem = _user_columns_named(problem, section)
             problems.setdefault(_VALUE_IN_MESSAGE.sub("(...)", problem), (problem, []))[1].append(index)
         else:
             formats.setdefault(_row_format(row), []).append(index)
@@ -284,11 +344,11 @@ def load_preference_data(section: DataSection) -> PreferenceData:
     """Both splits, validated row by row, the validation split deterministic when the data has none."""
     implicit_prompt = section.columns.prompt is None
     train = _rename_columns(_load_split(section, section.split), section)
-    _validate_rows(train, section.source, implicit_prompt)
+    _validate_rows(train, section.source, implicit_prompt, section)
     eval_split = section.eval_split or ("validation" if section.source == BUILTIN_TASK else None)
     if eval_split is not None:
         validation = _rename_columns(_load_split(section, eval_split), section)
-        _validate_rows(validation, f"{section.source} [{eval_split}]", implicit_prompt)
+        _validate_rows(validation, f"{section.source} [{eval_split}]", implicit_prompt, section)
     else:
         if len(train) < 2:
             raise DataError(

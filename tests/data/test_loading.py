@@ -210,10 +210,9 @@ def test_every_bad_row_of_a_file_is_counted_in_one_error(tmp_path):
 
 
 def test_a_problem_on_every_row_points_at_the_format_not_the_rows(tmp_path):
-    sharegpt = [{"prompt": f"p {i}", "chosen": {"from": "gpt", "value": "a"}, "rejected": {"from": "gpt", "value": "b"}}
-                for i in range(4)]
+    wrapped = [{"prompt": f"p {i}", "chosen": {"text": "a"}, "rejected": {"text": "b"}} for i in range(4)]
     with pytest.raises(DataError) as caught:
-        load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", sharegpt)))
+        load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", wrapped)))
     message = str(caught.value)
     assert "4 rows (0, 1, 2, 3): `chosen` is dict" in message and "check data.columns" in message
     assert "correct or remove" not in message
@@ -224,3 +223,42 @@ def test_rows_in_two_formats_are_refused(tmp_path):
     with pytest.raises(DataError, match=r"rows mix formats: 6 rows \(0, 1, 2, 3, 4, \.\.\.\) hold message lists and "
                                          r"4 rows \(6, 7, 8, 9\) hold plain strings"):
         load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows)))
+
+
+def test_sharegpt_messages_load_as_conversations(tmp_path):
+    rows = [
+        {
+            "conversations": [{"from": "system", "value": "be brief"}, {"from": "human", "value": f"sort {i + 1} {i}"}],
+            "chosen": {"from": "gpt", "value": f"{i} {i + 1}"},
+            "rejected": {"from": "gpt", "value": f"{i + 1} {i}"},
+        }
+        for i in range(10)
+    ]
+    data = load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows), columns={"prompt": "conversations"}))
+    assert data.conversational
+    (row,) = [r for r in [*data.train, *data.validation] if r["prompt"][1]["content"] == "sort 1 0"]
+    assert row["prompt"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "sort 1 0"}]
+    assert row["chosen"] == [{"role": "assistant", "content": "0 1"}]
+
+
+def test_dotted_column_paths_read_nested_fields(tmp_path):
+    rows = [{"q": {"text": f"sort {i} {i + 1} ="}, "a": {"good": f" {i} {i + 1}", "bad": f" {i + 1} {i}"}}
+            for i in range(10)]
+    columns = {"prompt": "q.text", "chosen": "a.good", "rejected": "a.bad"}
+    data = load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows), columns=columns))
+    assert sorted(data.train.column_names) == ["chosen", "prompt", "rejected"]
+    assert all(row["prompt"].startswith("sort") and row["chosen"].startswith(" ") for row in data.train)
+
+
+def test_a_missing_column_hint_offers_the_implicit_prompt_format(tmp_path):
+    rows = [{"chosen": f"a {i}", "rejected": f"b {i}"} for i in range(4)]
+    with pytest.raises(DataError, match=r"missing prompt \(column 'prompt'\).*columns: \{prompt: null\}"):
+        load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows)))
+
+
+def test_a_bad_row_names_the_users_column(tmp_path):
+    rows = [{"question": f"q {i}", "good": f"a {i}", "bad": f"b {i}"} for i in range(5)]
+    rows[3]["good"] = ""
+    columns = {"prompt": "question", "chosen": "good", "rejected": "bad"}
+    with pytest.raises(DataError, match=r"row 3: `chosen` \(column 'good'\) is an empty string"):
+        load_preference_data(section(write_jsonl(tmp_path / "d.jsonl", rows), columns=columns))
