@@ -135,15 +135,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _quiet_libraries()
     _setup_sweep_logging()
     from .storage import storage_failures_explained
-    from .sweep import check_study_inputs, launch_workers, run_worker, visible_gpus
+    from .sweep import check_study_inputs, exit_code, launch_workers, run_worker, signal_name, stop_signals_interrupt
+    from .sweep import visible_gpus
 
     if args.workers is None:
         args.workers = max(1, len(visible_gpus()))  # one worker per GPU
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give 1 or more worker processes")
-    inputs = check_study_inputs(spec)  # storage, data and prompt lengths: fail once here, not in every trial
     try:
-        with storage_failures_explained(spec.storage):
+        with stop_signals_interrupt(), storage_failures_explained(spec.storage):
+            inputs = check_study_inputs(spec)  # storage, data and prompt lengths: fail once here, not in every trial
             if args.workers > 1:
                 code = launch_workers(
                     args.study, spec, args.workers, _heartbeat(args), inputs, args.allow_changed_inputs
@@ -155,10 +156,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 code = 0
             _print_summary(spec, args.study)
             _write_hand_off(spec)
-    except KeyboardInterrupt:
-        print("\ninterrupted: the running trial is stored as FAIL (reason: interrupted); run again to resume",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM or SIGHUP
+        print(f"\ninterrupted ({signal_name(stop)}): the running trial is stored as FAIL (reason: interrupted), "
+              "every worker stopped; run again to resume", file=sys.stderr)
+        return exit_code(stop)
     return code
 
 
@@ -167,17 +168,21 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _quiet_libraries()
     _setup_sweep_logging()
     from .storage import storage_failures_explained
-    from .sweep import check_study_inputs, run_worker
+    from .sweep import check_study_inputs, exit_code, run_worker, stop_signals_interrupt, watch_launcher
 
-    inputs = check_study_inputs(spec)
+    watch = watch_launcher()  # launched by `sweep --workers N`: stop when the launcher is gone
     try:
-        with storage_failures_explained(spec.storage):
+        with stop_signals_interrupt(), storage_failures_explained(spec.storage):
+            inputs = check_study_inputs(spec)
             run_worker(
                 spec, heartbeat=_heartbeat(args), show_progress=not args.no_progress, inputs=inputs,
                 allow_changed_inputs=args.allow_changed_inputs,
             )
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:
+        return exit_code(stop)
+    finally:
+        if watch is not None:
+            watch.set()
     return 0
 
 

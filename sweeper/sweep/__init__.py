@@ -7,6 +7,7 @@ from ._objective import TrialObjective
 from ._optuna_study import open_study, stored_spec
 from ._preflight import check_study_inputs, representative_config
 from ._progress import ProgressLine, read_progress, trials_toward_target
+from ._signals import StopRequested, exit_code, signal_name, stop_signals_interrupt, watch_launcher
 from ._status import status_rows
 from ._worker import HeartbeatSettings, run_worker, target_reached
 
@@ -29,7 +30,12 @@ __all__ = [
     "read_progress",
     "representative_config",
     "run_worker",
+    "StopRequested",
+    "exit_code",
+    "signal_name",
     "status_rows",
+    "stop_signals_interrupt",
+    "watch_launcher",
     "stored_spec",
     "target_reached",
     "trials_toward_target",

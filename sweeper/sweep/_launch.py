@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from ..storage import open_storage
 from ..study import StudySpec
 from ._identity import StudyInputs
 from ._optuna_study import open_study
+from ._signals import PARENT_PID_ENV, die_with_parent
 from ._progress import ProgressLine
 from ._worker import HeartbeatSettings, requeue_dead_workers_trials, target_reached
 
@@ -71,8 +73,10 @@ def launch_workers(
             command += ["--n-trials", str(spec.n_trials)]
         if spec.timeout_s is not None:
             command += ["--timeout", str(spec.timeout_s)]
-        env = {**worker_environment(index, n_workers, gpus), STORAGE_ENV: spec.storage}
-        workers.append(subprocess.Popen(command, env=env))
+        env = {**worker_environment(index, n_workers, gpus), STORAGE_ENV: spec.storage, PARENT_PID_ENV: str(os.getpid())}
+        # own session: a terminal's Ctrl-C reaches the launcher only, which passes one SIGINT on to each worker;
+        # the parent-death signal stops a worker whose launcher was killed outright
+        workers.append(subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=die_with_parent))
     try:
         while any(worker.poll() is None for worker in workers):
             # a dead worker's trial is failed and re-queued once its grace period is over, not a whole trial later
@@ -80,7 +84,11 @@ def launch_workers(
             progress.show()
             time.sleep(2)
     except KeyboardInterrupt:
-        # the terminal sent SIGINT to every worker too; each records its running trial as interrupted
+        # Ctrl-C, SIGTERM or SIGHUP reached the launcher: pass it on as one SIGINT per worker, each of which stores
+        # its running trial as interrupted, and wait for them
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGINT)
         for worker in workers:
             worker.wait()
         raise
