@@ -370,6 +370,7 @@ def _add_study_arguments(command: argparse.ArgumentParser, runs_trials: bool = T
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweeper", description="Hyperparameter sweeps for ORPO + LoRA.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     trial = commands.add_parser("trial", help="train one ORPO + LoRA run from a config file and report its metrics")
@@ -440,23 +441,45 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except OSError as error:
-        if error.errno not in _FULL_OR_READ_ONLY:
-            raise
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"error: {where}{error.strerror}. Fix: free disk space or make the folder writable, then run the same "
-              "command again", file=sys.stderr)
-        return 1
-    except Exception as error:
-        from .storage import StorageFailure  # late: the storage stack is slow to import, and most runs never fail
-
-        if not isinstance(error, StorageFailure):
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        from .storage import StorageFailure  # late: the storage stack is slow to import, and most runs never fail
+
+        if args.debug:
+            raise
+        if isinstance(error, StorageFailure):
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        if isinstance(error, OSError):
+            return _explain_os_error(error)
+        # last resort: one line, not a traceback; --debug shows where it came from
+        print(f"error: {_unexpected(error)}. Run the same command with --debug for the traceback, and report it if "
+              "the input looks right", file=sys.stderr)
+        return 1
+
+
+def _explain_os_error(error: OSError) -> int:
+    from .config import redact_secrets
+
+    where = f"{redact_secrets(str(error.filename))}: " if error.filename else ""
+    if error.errno in _FULL_OR_READ_ONLY:
+        print(f"error: {where}{error.strerror}. Fix: free disk space or make the folder writable, then run the same "
+              "command again", file=sys.stderr)
+    else:
+        print(f"error: {where}{error.strerror or type(error).__name__}. Fix: check that path (a folder where a file "
+              "is expected, or the reverse; a name too long; no permission), then run the same command again",
+              file=sys.stderr)
+        return 2  # a path the user gave
+    return 1
+
+
+def _unexpected(error: BaseException) -> str:
+    from .config import redact_secrets, shown_value
+
+    text = " ".join(str(error).split()) or "(no message)"
+    return f"unexpected {type(error).__name__}: {redact_secrets(shown_value(text)[1:-1])}"
 
 
 if __name__ == "__main__":
