@@ -48,4 +48,3 @@ def test_status_json_lists_the_trials_of_a_study(write_fast_study):
     assert finished.returncode == 0, finished.stderr
     (row,) = json.loads(finished.stdout)
     assert row["state"] == "COMPLETE" and row["pareto"] and len(row["values"]) == 2
-
