@@ -21,8 +21,9 @@ BUILTIN_TASK = "builtin:sort-preference"
 
 
 class _Strict(BaseModel):
-    # Unknown keys are an error: a misspelt hyperparameter must never be silently ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Unknown keys are an error: a misspelt hyperparameter must never be silently ignored. An infinite or NaN
+    # number (YAML's .inf, .nan) is an error too: every trial would fail on it.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelSection(_Strict):

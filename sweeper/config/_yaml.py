@@ -14,7 +14,23 @@ from ._errors import ConfigError
 
 class SafeLoader(yaml.SafeLoader):
     """yaml.SafeLoader (never constructs Python objects) that also reads `1e-4` as a float, as people write it.
-    YAML 1.1 wants `1.0e-4` and would otherwise hand back the string "1e-4"."""
+    YAML 1.1 wants `1.0e-4` and would otherwise hand back the string "1e-4". A key written twice in one mapping is
+    an error: YAML would keep the last silently."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # keys merged in by `<<:` may be overridden on purpose
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is written twice in one mapping (YAML would keep only the "
+                        "last); remove one", key_node.start_mark,
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 SafeLoader.add_implicit_resolver(

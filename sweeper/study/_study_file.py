@@ -58,7 +58,7 @@ class ObjectiveSpec(BaseModel):
 class StudySpec(BaseModel):
     """One study: what to train (base config + fixed overrides), what to search, what to optimise, and how."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 
     study_name: str = Field(description="Names the Optuna study in storage; letters, digits, `.`, `_`, `-`.")
     base_config: Path = Field(description="Training config every trial starts from; relative to the study file.")
@@ -154,6 +154,13 @@ class StudySpec(BaseModel):
         if repeated:
             raise ValueError(f"{', '.join(repeated)} listed more than once. Fix: list each objective once")
         return objectives
+
+    @field_validator("n_trials", "timeout_s", mode="before")
+    @classmethod
+    def _not_a_truth_value(cls, value: Any, info) -> Any:
+        if isinstance(value, bool):  # YAML's true/yes would otherwise read as 1
+            raise ValueError(f"{info.field_name} is a number, not {str(value).lower()}. Fix: give a count or null")
+        return value
 
     @field_validator("n_trials")
     @classmethod

@@ -3,10 +3,15 @@ echoed values are hidden and long values cut."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from sweeper.config import ConfigError, load_yaml_text, read_yaml_mapping, redact_secrets, shown_value
 from sweeper.config._yaml import MAX_SHOWN_CHARS, MAX_YAML_BYTES
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_anchors_and_merge_keys_still_work():
@@ -48,3 +53,26 @@ def test_passwords_are_hidden_whatever_the_shape_of_the_url(url):
 def test_echoed_values_are_cut():
     shown = shown_value("y" * 10_000)
     assert len(shown) < MAX_SHOWN_CHARS + 40 and shown.endswith("(10002 characters)")
+
+
+def test_a_key_written_twice_is_refused_with_its_line():
+    with pytest.raises(yaml.constructor.ConstructorError, match="'beta' is written twice"):
+        load_yaml_text("orpo:\n  beta: 0.1\n  learning_rate: 1.0e-4\n  beta: 0.5\n")
+
+
+def test_infinite_numbers_and_truth_values_are_refused(tmp_path):
+    from sweeper.config import load_training_config
+    from sweeper.study import load_study_spec
+
+    with pytest.raises(ConfigError, match="orpo.learning_rate: Input should be a finite number"):
+        load_training_config(REPO_ROOT / "configs" / "tiny.yaml", ["orpo.learning_rate=.inf"])
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        f"study_name: t\nbase_config: {REPO_ROOT / 'configs' / 'tiny.yaml'}\nobjectives: [{{name: eval_nll_loss}}]\n"
+        "space: {orpo.learning_rate: {log_uniform: [1.0e-4, 1.0e-2]}}\nn_trials: true\n"
+    )
+    with pytest.raises(ConfigError, match="n_trials is a number, not true"):
+        load_study_spec(study)
+    study.write_text(study.read_text().replace("n_trials: true", "timeout_s: .inf"))
+    with pytest.raises(ConfigError, match="timeout_s: Input should be a finite number"):
+        load_study_spec(study)
