@@ -50,7 +50,10 @@ class SweepProgress:
 
 def read_progress(study: optuna.Study, target: int | None) -> SweepProgress:
     trials = study.get_trials(deepcopy=False)
-    states = [t.state for t in trials]
+    retried = replaced_by_retry(trials)
+    # interrupted, re-queued and repeat-refused trials are not counted: `done` never passes the target for them
+    trials_counted = [t for t in trials if counts_toward_target(t, retried)]
+    states = [t.state for t in trials_counted]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if len(study.directions) > 1:
         pareto = len(study.best_trials) if complete else 0
@@ -58,7 +61,7 @@ def read_progress(study: optuna.Study, target: int | None) -> SweepProgress:
         pareto = 1 if complete else 0
     return SweepProgress(
         done=sum(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for s in states),
-        running=states.count(TrialState.RUNNING),
+        running=sum(t.state == TrialState.RUNNING for t in trials),
         failed=states.count(TrialState.FAIL),
         pruned=states.count(TrialState.PRUNED),
         pareto_size=pareto,

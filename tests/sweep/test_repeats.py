@@ -53,3 +53,17 @@ def test_replicates_may_repeat_a_configuration(write_fast_study):
     spec, study, _ = _study_with_one_finished_trial(write_fast_study(n_trials=2))
     with CurveStore(spec.storage) as curves:
         assert not TrialObjective(spec, curves, refuse_repeats=False).refuse_repeats
+
+
+def test_the_progress_line_counts_only_trials_toward_the_target(tmp_path):
+    from sweeper.sweep import read_progress
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", directions=["minimize", "maximize"])
+    for values in ([1.0, 0.5], [0.5, 1.0]):
+        study.tell(study.ask(), values)
+    for reason in ("interrupted", "repeated configuration", "out of memory"):
+        trial = study.ask()
+        trial.set_user_attr("failure_reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+    progress = read_progress(study, target=3)
+    assert (progress.done, progress.failed) == (3, 1)  # was 5 of 3 ("trials 5/3") with 3 failed
