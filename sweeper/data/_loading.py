@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import BUILTIN_TASK, ConfigError
+from ..config import BUILTIN_TASK, ConfigError, shown_value
 from ..config._training import DataSection
 from ._synthetic import synthetic_task_files
 
@@ -249,7 +249,7 @@ def row_problem(row: dict[str, Any], implicit_prompt: bool) -> str | None:
                 return problem
             kinds.add("messages")
         else:
-            return f"`{field}` is {type(value).__name__} ({value!r:.40}); expected a string or a list of messages"
+            return f"`{field}` is {type(value).__name__} ({shown_value(value)}); expected a string or a list of messages"
     if len(kinds) > 1:
         return "mixes plain strings and message lists; use one format for prompt, chosen and rejected"
     if row.get("chosen") == row.get("rejected"):
