@@ -2,6 +2,7 @@
 
 from ._errors import ConfigError
 from ._training import (
+    BUILTIN_BYTES_MODEL,
     BUILTIN_MODEL,
     BUILTIN_TASK,
     TrainingConfig,
@@ -16,6 +17,7 @@ from ._training import (
 from ._yaml import load_yaml_text, read_yaml_mapping, redact_secrets, shown_value
 
 __all__ = [
+    "BUILTIN_BYTES_MODEL",
     "BUILTIN_MODEL",
     "BUILTIN_TASK",
     "ConfigError",

@@ -17,6 +17,7 @@ from ._errors import ConfigError
 from ._yaml import describe_validation_error, describe_yaml_error, load_yaml_text, read_yaml_mapping
 
 BUILTIN_MODEL = "builtin:tiny-llama"
+BUILTIN_BYTES_MODEL = "builtin:tiny-llama-bytes"  # the same tiny Llama reading UTF-8 bytes: any text, offline
 BUILTIN_TASK = "builtin:sort-preference"
 
 
@@ -27,7 +28,7 @@ class _Strict(BaseModel):
 
 
 class ModelSection(_Strict):
-    name: str = Field(BUILTIN_MODEL, description="`builtin:tiny-llama`, a hub id, or a local path to a causal LM.")
+    name: str = Field(BUILTIN_MODEL, description="`builtin:tiny-llama` (the built-in task's words), `builtin:tiny-llama-bytes` (any text, byte by byte), a hub id, or a local path to a causal LM.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype; `auto` = bfloat16 on a CUDA device that supports it, else float32."

@@ -439,7 +439,7 @@ def data_warnings(checks: list[SplitCheck], source: str, model: str) -> list[str
             warnings_.append(
                 f"data.source: {source}: {check.unk_share:.0%} of the {check.name} tokens are unknown to model "
                 f"{model}'s tokenizer: the model reads a different text than the data. Fix: use a model whose "
-                "vocabulary covers the data"
+                "vocabulary covers the data (offline, builtin:tiny-llama-bytes reads any text)"
             )
         if check.same_tokens:
             first = ", ".join(map(str, check.same_tokens[:5])) + (", ..." if len(check.same_tokens) > 5 else "")

@@ -1,5 +1,5 @@
 """Models: the embedded tiny Llama, and resolution of hub ids and local paths."""
 
-from ._tiny import CHAT_TEMPLATE, TinyModelShape, build_tokenizer, tiny_model_path
+from ._tiny import BYTES_SHAPE, CHAT_TEMPLATE, TinyModelShape, build_tokenizer, tiny_model_path
 
-__all__ = ["CHAT_TEMPLATE", "TinyModelShape", "build_tokenizer", "tiny_model_path"]
+__all__ = ["BYTES_SHAPE", "CHAT_TEMPLATE", "TinyModelShape", "build_tokenizer", "tiny_model_path"]

@@ -28,6 +28,9 @@ CHAT_TEMPLATE = (
 )
 
 
+WORDS, BYTES = "words", "bytes"  # the two built-in tokenizers
+
+
 @dataclass(frozen=True)
 class TinyModelShape:
     hidden_size: int = 256
@@ -36,20 +39,38 @@ class TinyModelShape:
     num_attention_heads: int = 4
     max_position_embeddings: int = 256
     seed: int = 0
+    # `words`: the built-in task's 44 words (anything else is <unk>); `bytes`: one token per UTF-8 byte, so any
+    # text is read as written (real data on the tiny model; sequences are then as long as the text in bytes)
+    tokenizer: str = WORDS
 
     def cache_key(self) -> str:
-        payload = json.dumps({"shape": asdict(self), "vocab": SPECIAL_TOKENS + TASK_WORDS, "v": 1}, sort_keys=True)
+        fields = asdict(self)
+        if self.tokenizer == WORDS:  # the key the word-level model always had: its cached copy stays valid
+            del fields["tokenizer"]
+        vocab = SPECIAL_TOKENS + (TASK_WORDS if self.tokenizer == WORDS else ["bytes"])
+        payload = json.dumps({"shape": fields, "vocab": vocab, "v": 1}, sort_keys=True)
         return sha256(payload.encode()).hexdigest()[:12]
 
 
-def build_tokenizer():
+BYTES_SHAPE = TinyModelShape(max_position_embeddings=1024, tokenizer=BYTES)
+
+
+def build_tokenizer(kind: str = WORDS):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + TASK_WORDS)}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    core.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    if kind == BYTES:
+        # GPT-2's byte-to-symbol alphabet with no merges: every byte is a token, nothing is unknown
+        alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+        vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + alphabet)}
+        core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+        core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+        core.decoder = decoders.ByteLevel()
+    else:
+        vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS + TASK_WORDS)}
+        core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+        core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        core.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         bos_token="<s>",
@@ -66,7 +87,7 @@ def _build(shape: TinyModelShape, folder: Path) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(shape.tokenizer)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=shape.hidden_size,
@@ -93,5 +114,6 @@ def _build(shape: TinyModelShape, folder: Path) -> None:
 def tiny_model_path(shape: TinyModelShape | None = None) -> Path:
     """The folder of the built-in model, built on first use (deterministic under `shape.seed`)."""
     shape = shape or TinyModelShape()
-    target = cache_dir() / "models" / f"tiny-llama-{shape.cache_key()}"
+    name = "tiny-llama" if shape.tokenizer == WORDS else f"tiny-llama-{shape.tokenizer}"
+    target = cache_dir() / "models" / f"{name}-{shape.cache_key()}"
     return build_once(target, lambda folder: _build(shape, folder))

@@ -33,7 +33,7 @@ from trl.experimental.orpo import ORPOConfig, ORPOTrainer  # noqa: E402
 from trl import __version__ as trl_version  # noqa: E402
 from trl.trainer.utils import disable_dropout_in_model  # noqa: E402
 
-from ..config import BUILTIN_MODEL, ConfigError, TrainingConfig  # noqa: E402
+from ..config import BUILTIN_BYTES_MODEL, BUILTIN_MODEL, ConfigError, TrainingConfig  # noqa: E402
 from ..faults import oom_micro_batch_limit, oom_without_gradient_checkpointing  # noqa: E402
 from ..data import (  # noqa: E402
     PreferenceData,
@@ -45,7 +45,7 @@ from ..data import (  # noqa: E402
     load_preference_data,
 )
 from ..metrics import EVAL, ORPO_METRICS, CurvePoint, TrialResult, curve_points, split_of_log  # noqa: E402
-from ..model import tiny_model_path  # noqa: E402
+from ..model import BYTES_SHAPE, tiny_model_path  # noqa: E402
 from ._lean_logps import captured_output, lean_orpo_forward  # noqa: E402
 from ._reuse import TrialReuse, content_key, local_file_stamp, tokenizer_fingerprint  # noqa: E402
 
@@ -59,7 +59,11 @@ class NonFiniteLossError(RuntimeError):
 
 
 def model_location(config: TrainingConfig) -> str:
-    return str(tiny_model_path()) if config.model.name == BUILTIN_MODEL else config.model.name
+    if config.model.name == BUILTIN_MODEL:
+        return str(tiny_model_path())
+    if config.model.name == BUILTIN_BYTES_MODEL:
+        return str(tiny_model_path(BYTES_SHAPE))
+    return config.model.name
 
 
 def _use_bf16(config: TrainingConfig) -> bool:

@@ -81,3 +81,30 @@ def test_the_sweep_preflight_prints_the_data_line_and_its_warnings(tmp_path, wri
     text = caplog.text
     assert "10 training and 5 validation pairs (4 and 0 dropped" in text
     assert "4 of 14 training rows (29%) dropped" in text
+
+
+def test_the_byte_level_tiny_model_reads_real_text(tmp_path, fast_config):
+    english = [{"prompt": f"Which fruit is best, case {i}?", "chosen": " Apples, crisp.", "rejected": " Pears, soft."}
+               for i in range(10)]
+    source = _split_file(tmp_path / "d.json", english[:7], english[7:])
+    config = fast_config(**{"data.source": source, "data.eval_split": "test", "model.name": "builtin:tiny-llama-bytes",
+                            "orpo.max_length": 96})
+    pairs = prepare_pairs(config)
+    assert pairs.warnings == () and pairs.checks[0].unk_share == 0.0 and pairs.checks[0].same_tokens == ()
+    word_level = prepare_pairs(fast_config(**{"data.source": source, "data.eval_split": "test"}))
+    assert any("builtin:tiny-llama-bytes reads any text" in warning for warning in word_level.warnings)
+
+
+@pytest.mark.integration
+def test_a_trial_trains_on_real_text_with_the_byte_level_tiny_model(tmp_path, fast_config):
+    import math
+
+    from sweeper.training import run_orpo
+
+    english = [{"prompt": f"Question {i}: is the sky blue?", "chosen": " Yes, by day.", "rejected": " No."}
+               for i in range(24)]
+    source = _split_file(tmp_path / "d.json", english[:20], english[20:])
+    config = fast_config(**{"data.source": source, "data.eval_split": "test", "model.name": "builtin:tiny-llama-bytes",
+                            "orpo.max_length": 64, "orpo.max_steps": 4})
+    result = run_orpo(config, tmp_path / "out")
+    assert math.isfinite(result.eval_metrics["eval_loss"]) and result.train_rows == 20 and not result.notes
