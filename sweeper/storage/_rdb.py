@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import optuna
@@ -47,9 +48,28 @@ def open_storage(
                 # `failed_trial_callback` the deprecated argument name (Optuna 4.9+).
                 "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry),
             }
-        storage = RetryingRDBStorage(resolved, engine_kwargs=engine_options(resolved), **heartbeat_settings)
-    create_curves_table(storage.engine)
+        storage = _created_once(lambda: RetryingRDBStorage(resolved, engine_kwargs=engine_options(resolved),
+                                                           **heartbeat_settings))
+    _created_once(lambda: create_curves_table(storage.engine))
     return storage
+
+
+SCHEMA_RACE_ATTEMPTS = 20
+
+
+def _created_once(create):
+    """Optuna creates its tables and version row on first open; two processes opening a new database at once (a
+    `sweep` and a `worker` started together) race there, and the loser's insert or CREATE fails. Its schema is then
+    being (or has been) created by the winner: open again."""
+    for attempt in range(SCHEMA_RACE_ATTEMPTS):
+        try:
+            return create()
+        except sqlalchemy.exc.DBAPIError as error:
+            raced = isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error.orig)
+            if not raced or attempt + 1 == SCHEMA_RACE_ATTEMPTS:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def reading_storage(url: str) -> optuna.storages.RDBStorage:

@@ -82,3 +82,26 @@ def test_trial_of_a_dead_worker_is_failed_and_requeued_with_its_params(storage_u
     assert resumed.suggest_float("learning_rate", 1e-5, 1e-3, log=True) == pytest.approx(3e-4)
     study.tell(resumed, 1.0)
     storage.engine.dispose()
+
+
+def _open_at_once(url: str, barrier) -> None:
+    from sweeper.storage import open_storage
+
+    barrier.wait()
+    open_storage(url, heartbeat_interval_s=None).engine.dispose()
+
+
+def test_processes_opening_a_new_database_together_all_succeed(tmp_path):
+    # a `sweep` and a `worker` started together both create Optuna's schema; the loser of that race must open again
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for round_number in range(3):
+        url = f"sqlite:///{tmp_path / f'race-{round_number}.db'}"
+        barrier = context.Barrier(4)
+        processes = [context.Process(target=_open_at_once, args=(url, barrier)) for _ in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=120)
+        assert [process.exitcode for process in processes] == [0, 0, 0, 0]

@@ -178,3 +178,18 @@ def test_workers_stop_when_their_launcher_is_killed_outright(write_fast_study):
     assert not alive, "workers outlived their launcher"
     trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
     assert {t.user_attrs.get("failure_reason") for t in trials} == {"interrupted"}
+
+
+@pytest.mark.slow
+def test_a_sweep_and_a_separately_started_worker_never_draw_the_same_configuration(write_fast_study):
+    # README's several-machines recipe: `sweep` here, `worker` there, same study file and seed, no worker index
+    study_file = write_fast_study(n_trials=4)
+    sweep = _sweeper("sweep", str(study_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    worker = _sweeper("worker", str(study_file), "--no-progress", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert worker.wait(timeout=900) == 0, worker.stderr.read()
+    assert sweep.wait(timeout=900) == 0, sweep.stderr.read()
+    spec = load_study_spec(study_file)
+    trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials), [t.params for t in trials]
