@@ -121,3 +121,22 @@ def test_the_same_study_name_in_another_storage_gets_its_own_hand_off_folder(tmp
     assert other.parent == Path("runs") and other.name.startswith("s-") and other != Path("runs/s")
     postgres = hand_off_folder("postgresql+psycopg2://user:secret@db.example/sweeps", "s")
     assert postgres.parent == Path("runs") and postgres.name.startswith("s-") and postgres != other
+
+
+def test_an_export_of_a_study_on_a_local_file_reruns_from_another_folder(tmp_path, write_fast_study, monkeypatch):
+    # the base config names its data relative to its own folder; the export must find it from anywhere
+    rows = [{"prompt": f"sort the numbers : {i + 1} {i} =", "chosen": f" {i} {i + 1}", "rejected": f" {i + 1} {i}"}
+            for i in range(30)]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    study_file = write_fast_study(n_trials=1)
+    base = yaml.safe_load((tmp_path / "base.yaml").read_text())
+    base["data"] = {"source": "pairs.jsonl"}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", str(study_file), "--storage", f"sqlite:///{tmp_path / 'local.db'}"]) == 0
+    (exported,) = (tmp_path / load_study_spec(study_file).study_name / "export").glob("trial-*.yaml")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert yaml.safe_load(exported.read_text())["data"]["source"] == str(tmp_path / "pairs.jsonl")
+    assert main(["trial", str(exported)]) == 0
