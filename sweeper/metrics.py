@@ -5,6 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+# Stored failure reasons (user attribute `failure_reason`) that the sweep counts and reports by name
+OUT_OF_MEMORY = "out of memory"
+NON_FINITE_LOSS = "non-finite loss"
+INTERRUPTED = "interrupted"
+
 # TRL's ORPOTrainer names, logged per step for training and with an `eval_` prefix for validation.
 ORPO_METRICS = (
     "loss",

@@ -1,44 +1,55 @@
-"""Sweep: workers that run a study's trials on shared storage, their progress, and the status of a study."""
+"""Sweep: workers that run a study's trials on shared storage, their progress, and the status of a study.
 
-from ._identity import ALLOW_FLAG, INPUTS_ATTR, TRIAL_INPUTS_ATTR, StudyInputs, study_inputs
-from ._intermediate import PLANNED_STEPS, PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
-from ._launch import launch_workers, visible_gpus, worker_environment
-from ._objective import TrialObjective
-from ._optuna_study import open_study, stored_spec
-from ._preflight import check_study_inputs, representative_config
-from ._progress import ProgressLine, read_progress, trials_toward_target
-from ._signals import StopRequested, exit_code, signal_name, stop_signals_interrupt, watch_launcher
-from ._status import status_rows
-from ._worker import HeartbeatSettings, run_worker, target_reached
+Names are imported on first use (PEP 562): `sweeper status` reads a study through `status_rows` without importing
+the training stack (torch, transformers, PEFT, TRL) that the workers need."""
 
-__all__ = [
-    "ALLOW_FLAG",
-    "INPUTS_ATTR",
-    "StudyInputs",
-    "TRIAL_INPUTS_ATTR",
-    "study_inputs",
-    "HeartbeatSettings",
-    "IntermediateEvaluations",
-    "PLANNED_STEPS",
-    "PRUNED_AT_STEP",
-    "PRUNED_REASON",
-    "ProgressLine",
-    "TrialObjective",
-    "check_study_inputs",
-    "launch_workers",
-    "open_study",
-    "read_progress",
-    "representative_config",
-    "run_worker",
-    "StopRequested",
-    "exit_code",
-    "signal_name",
-    "status_rows",
-    "stop_signals_interrupt",
-    "watch_launcher",
-    "stored_spec",
-    "target_reached",
-    "trials_toward_target",
-    "visible_gpus",
-    "worker_environment",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ALLOW_FLAG": "_identity",
+    "INPUTS_ATTR": "_identity",
+    "StudyInputs": "_identity",
+    "TRIAL_INPUTS_ATTR": "_identity",
+    "study_inputs": "_identity",
+    "IntermediateEvaluations": "_intermediate",
+    "PLANNED_STEPS": "_intermediate",
+    "PRUNED_AT_STEP": "_intermediate",
+    "PRUNED_REASON": "_intermediate",
+    "launch_workers": "_launch",
+    "visible_gpus": "_launch",
+    "worker_environment": "_launch",
+    "TrialObjective": "_objective",
+    "open_study": "_optuna_study",
+    "stored_spec": "_optuna_study",
+    "check_study_inputs": "_preflight",
+    "representative_config": "_preflight",
+    "ProgressLine": "_progress",
+    "read_progress": "_progress",
+    "trials_toward_target": "_progress",
+    "StopRequested": "_signals",
+    "exit_code": "_signals",
+    "signal_name": "_signals",
+    "stop_signals_interrupt": "_signals",
+    "watch_launcher": "_signals",
+    "status_rows": "_status",
+    "HeartbeatSettings": "_worker",
+    "run_worker": "_worker",
+    "target_reached": "_worker",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..trial import INTERRUPTED
+from ..metrics import INTERRUPTED
 
 FAILURE_REASON = "failure_reason"
 RETRIED_FROM = "failed_trial"  # system attribute Optuna's retry callback puts on the re-queued copy

@@ -7,14 +7,12 @@ from pathlib import Path
 
 from ..config import ConfigError, TrainingConfig
 from ..faults import raise_if_requested
-from ..metrics import TrialResult
+from ..metrics import INTERRUPTED, NON_FINITE_LOSS, OUT_OF_MEMORY, TrialResult
 from ..training import NonFiniteLossError, TrialReuse, is_out_of_memory, release_memory, run_orpo
 
 log = logging.getLogger(__name__)
 
-OUT_OF_MEMORY = "out of memory"
-NON_FINITE_LOSS = "non-finite loss"
-INTERRUPTED = "interrupted"
+# the stored failure reasons live in metrics.py (light: status and the progress line read them)
 
 
 class TrialFailure(Exception):
