@@ -314,17 +314,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from .analysis import load_stored_study
-    from .dashboard import DEFAULT_PORT, dashboard_url, free_port, port_is_free, serve_dashboard
+    from .dashboard import DEFAULT_PORT, HostError, dashboard_url, exposed, free_port, port_is_free, serve_dashboard
 
     spec = _load_spec(args)
     study = load_stored_study(spec.study_name, spec.storage)
     port = args.port
-    if port is None:
-        port = DEFAULT_PORT if port_is_free(args.host, DEFAULT_PORT) else free_port(args.host)
-    elif port == 0:
-        port = free_port(args.host)
-    elif not port_is_free(args.host, port):
-        raise ConfigError(f"--port {port}: something already listens on {args.host}:{port}; choose another or --port 0")
+    try:
+        if port is None:
+            port = DEFAULT_PORT if port_is_free(args.host, DEFAULT_PORT) else free_port(args.host)
+        elif port == 0:
+            port = free_port(args.host)
+        elif not port_is_free(args.host, port):
+            raise ConfigError(
+                f"--port {port}: something already listens on {args.host}:{port}; choose another or --port 0"
+            )
+    except HostError as error:
+        raise ConfigError(f"{error}. Fix: leave --host out (127.0.0.1, this machine only) or give one of its "
+                          "addresses") from None
+    if exposed(args.host):
+        print(f"warning: --host {args.host} lets other machines reach the dashboard, which has no login and can "
+              "delete studies; use it on a trusted network only", file=sys.stderr)
     # optuna-dashboard's URLs use the storage's study id, which Optuna keeps in a private attribute
     print(f"optuna-dashboard: {dashboard_url(args.host, port, study._study_id)} (Ctrl-C stops it)", flush=True)
     serve_dashboard(spec.storage, args.host, port)

@@ -99,10 +99,23 @@ def load_yaml_text(text: str):
         loader.dispose()
 
 
+def _why_not_a_file(path: Path) -> str:
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            return "is a symbolic link that loops"
+        except OSError as error:
+            return f"is a symbolic link that cannot be followed ({error.strerror})"
+    return "file not found"
+
+
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: file not found. Pass the path of a YAML file (see configs/ and studies/).")
+        raise ConfigError(f"{path}: {_why_not_a_file(path)}. Pass the path of a YAML file (see configs/ and studies/).")
     try:
         size = path.stat().st_size
         if size > MAX_YAML_BYTES:

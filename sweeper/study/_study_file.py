@@ -55,6 +55,9 @@ class ObjectiveSpec(BaseModel):
         return self
 
 
+MAX_STUDY_NAME = 100  # names runs/<study_name>/ and files in it; file systems allow 255 bytes per name
+
+
 class StudySpec(BaseModel):
     """One study: what to train (base config + fixed overrides), what to search, what to optimise, and how."""
 
@@ -80,6 +83,11 @@ class StudySpec(BaseModel):
     @field_validator("study_name")
     @classmethod
     def _plain_name(cls, name: str) -> str:
+        if len(name) > MAX_STUDY_NAME:
+            raise ValueError(
+                f"a study name is at most {MAX_STUDY_NAME} characters (got {len(name)}): it names a folder, files and "
+                "database rows. Fix: shorten it"
+            )
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
             raise ValueError(
                 "a study name uses letters, digits, `.`, `_` and `-` only (it names files and database rows). "
@@ -239,7 +247,12 @@ def load_study_spec(path: str | Path, n_trials: int | None = None, storage: str 
     path = Path(path)
     data = read_yaml_mapping(path)
     if isinstance(data.get("base_config"), str):
-        data["base_config"] = str((path.parent / data["base_config"]).resolve())
+        try:
+            data["base_config"] = str((path.parent / data["base_config"]).resolve())
+        except (RuntimeError, OSError) as error:  # a symbolic link loop
+            raise ConfigError(
+                f"{path}: base_config: {data['base_config']}: cannot be followed ({error}). Fix: point it at the file"
+            ) from None
     if n_trials is not None:
         data["n_trials"] = n_trials
     if storage is not None:
