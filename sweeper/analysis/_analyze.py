@@ -20,6 +20,8 @@ from ..storage import (
     check_storage_reachable,
     reading_storage,
     redact_url,
+    rerun_map,
+    stored_failure_reason,
     replicates_study_name,
     resolve_storage_url,
 )
@@ -195,6 +197,7 @@ def _trial_rows(
     trials: Sequence[FrozenTrial], curve_rows: Mapping[int, list[Mapping[str, Any]]], names: Sequence[str]
 ) -> list[TrialRow]:
     rows = []
+    reruns = rerun_map(list(trials))
     for trial in trials:
         attrs = trial.user_attrs
         config = attrs.get("training_config")
@@ -216,7 +219,7 @@ def _trial_rows(
                 seed=_config_value(config, "", "seed"),
                 pareto=False,
                 fit=measure_fit(attrs, curve_rows.get(trial.number, [])) if complete else None,
-                failure_reason=attrs.get("failure_reason"),
+                failure_reason=stored_failure_reason(trial, reruns),
                 failure_detail=attrs.get("failure_detail"),
                 pruned_step=trial.last_step if trial.state == TrialState.PRUNED else None,
                 runtime_s=attrs.get("runtime_s"),

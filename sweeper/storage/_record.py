@@ -24,6 +24,25 @@ class HasUserAttrs(Protocol):
 
 # trial user attribute: the version (digest) of the study inputs the trial ran on (see sweep/_identity.py)
 TRIAL_INPUTS_ATTR = "study_inputs"
+RETRIED_FROM = "failed_trial"  # system attribute Optuna's heartbeat retry puts on the re-queued copy
+WORKER_DIED = "worker died"
+
+
+def stored_failure_reason(trial: Any, reruns: dict[int, int]) -> str | None:
+    """A failed trial's reason as stored, or, for one Optuna failed because its worker stopped beating (a finished
+    trial can take no more attributes), `worker died`, with the trial that re-ran it. `reruns`: `rerun_map`."""
+    reason = trial.user_attrs.get("failure_reason")
+    if reason or getattr(trial.state, "name", "") != "FAIL":
+        return reason
+    # every failure sweeper sees is stored with its reason: a FAIL without one was failed by the heartbeat check
+    if trial.number in reruns:
+        return f"{WORKER_DIED} (re-run as trial {reruns[trial.number]})"
+    return WORKER_DIED
+
+
+def rerun_map(trials: list[Any]) -> dict[int, int]:
+    """Failed trial number -> the number of the copy that re-ran its parameters after its worker died."""
+    return {t.system_attrs[RETRIED_FROM]: t.number for t in trials if RETRIED_FROM in t.system_attrs}
 
 def record_trial_result(
     trial: HasUserAttrs,

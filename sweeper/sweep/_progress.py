@@ -9,9 +9,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..metrics import INTERRUPTED
+from ..storage import RETRIED_FROM  # system attribute Optuna's retry callback puts on the re-queued copy
 
 FAILURE_REASON = "failure_reason"
-RETRIED_FROM = "failed_trial"  # system attribute Optuna's retry callback puts on the re-queued copy
 
 
 def replaced_by_retry(trials: list[FrozenTrial]) -> set[int]:

@@ -7,7 +7,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ._progress import FAILURE_REASON
+from ..storage import rerun_map, stored_failure_reason
 
 
 def status_rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -16,14 +16,16 @@ def status_rows(study: optuna.Study) -> list[dict[str, Any]]:
         pareto = {t.number for t in study.best_trials} if complete else set()
     else:
         pareto = {study.best_trial.number} if complete else set()
+    trials = study.get_trials(deepcopy=False)
+    reruns = rerun_map(trials)
     return [
         {
             "number": trial.number,
             "state": trial.state.name,
             "params": dict(trial.params),
             "values": list(trial.values) if trial.values else None,
-            "failure_reason": trial.user_attrs.get(FAILURE_REASON),
+            "failure_reason": stored_failure_reason(trial, reruns),
             "pareto": trial.number in pareto,
         }
-        for trial in study.get_trials(deepcopy=False)
+        for trial in trials
     ]

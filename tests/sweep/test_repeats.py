@@ -67,3 +67,20 @@ def test_the_progress_line_counts_only_trials_toward_the_target(tmp_path):
         study.tell(trial, state=TrialState.FAIL)
     progress = read_progress(study, target=3)
     assert (progress.done, progress.failed) == (3, 1)  # was 5 of 3 ("trials 5/3") with 3 failed
+
+
+def test_a_trial_failed_by_the_heartbeat_check_names_its_rerun(tmp_path):
+    from optuna.distributions import FloatDistribution
+
+    from sweeper.analysis import analyze_study
+    from sweeper.sweep import status_rows
+
+    url = f"sqlite:///{tmp_path / 'died.db'}"
+    study = optuna.create_study(study_name="died", storage=url, directions=["minimize", "maximize"])
+    params, distributions = {"learning_rate": 1e-3}, {"learning_rate": FloatDistribution(1e-4, 1e-2, log=True)}
+    # as Optuna leaves them: the dead worker's trial FAIL with no attribute, its copy pointing back at it
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, state=TrialState.FAIL))
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, values=[1.0, 0.5],
+                                              system_attrs={"failed_trial": 0}))
+    assert status_rows(study)[0]["failure_reason"] == "worker died (re-run as trial 1)"
+    assert analyze_study("died", url).trials[0].failure_reason == "worker died (re-run as trial 1)"
