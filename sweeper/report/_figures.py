@@ -159,7 +159,10 @@ def parallel_coordinates(analysis: StudyAnalysis) -> go.Figure:
         line=dict(color=[t.values[first.name] for t in completed], colorscale="Viridis", showscale=True,
                   reversescale=first.direction == "maximize", colorbar=dict(title=first.name)),
     ))
-    figure.update_layout(title=f"Parallel coordinates of completed trials (color: {first.name})", height=_HEIGHT)
+    # axis titles above their axes, tilted, with room: side by side they overlapped
+    figure.update_traces(labelangle=-20, labelside="top")
+    figure.update_layout(title=f"Parallel coordinates of completed trials (color: {first.name})", height=_HEIGHT + 60,
+                         margin=dict(t=140))
     return figure
 
 
@@ -216,13 +219,38 @@ def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
     return figure
 
 
+_PAGE_WIDTH_PX = 1200  # the report's max-width (see _html.py)
+_CHAR_PX = 7.2  # an average character of plotly's 12 px table font
+_LINE_PX = 17
+_CELL_PAD_PX = 10
+
+
+def _text_lines(text: str, width_px: float) -> int:
+    """Lines a cell's text wraps to in a column `width_px` wide (plotly wraps at spaces and <br>)."""
+    per_line = max(1, int((width_px - _CELL_PAD_PX) / _CHAR_PX))
+    return sum(max(1, -(-len(part) // per_line)) for part in str(text).split("<br>"))
+
+
 def _table(header: Sequence[str], columns: Sequence[Sequence], title: str, fill=None, height=None) -> go.Figure:
-    cells = dict(values=list(columns), align="left", height=26)
+    """A plotly table tall enough to show every row without its inner scroll bar (which hid all but the first
+    rows): columns get widths by their text, rows the height their wrapped text needs."""
+    texts = [[str(header_text)] + [str(value) for value in column] for header_text, column in zip(header, columns)]
+    weights = [min(max(len(text) for text in column), 60) + 4 for column in texts]
+    widths = [_PAGE_WIDTH_PX * weight / sum(weights) for weight in weights]
+    rows = len(columns[0]) if columns else 0
+    row_lines = [max((_text_lines(texts[c][r + 1], widths[c]) for c in range(len(texts))), default=1)
+                 for r in range(rows)]
+    header_lines = max((_text_lines(texts[c][0], widths[c]) for c in range(len(texts))), default=1)
+    cells = dict(values=list(columns), align="left", height=_LINE_PX + _CELL_PAD_PX)
     if fill is not None:
         cells["fill_color"] = fill
-    figure = go.Figure(go.Table(header=dict(values=list(header), align="left", fill_color="#dde4ee"), cells=cells))
-    rows = len(columns[0]) if columns else 0
-    figure.update_layout(title=title, height=height or min(160 + 34 * rows, 900), margin=dict(t=60, b=10))
+    figure = go.Figure(go.Table(
+        columnwidth=weights,
+        header=dict(values=list(header), align="left", fill_color="#dde4ee", height=_LINE_PX + _CELL_PAD_PX),
+        cells=cells,
+    ))
+    content = (header_lines + sum(row_lines)) * _LINE_PX + (rows + 1) * _CELL_PAD_PX
+    figure.update_layout(title=title, height=max(height or 0, 120 + content), margin=dict(t=60, b=10))
     return figure
 
 
@@ -245,7 +273,6 @@ def claims_table(analysis: StudyAnalysis) -> go.Figure:
         ],
         "The seed notes' bias-variance claims against this study",
         fill=[["white"] * len(claims)] * 8 + [[VERDICT_COLORS[c.verdict] for c in claims]] + [["white"] * len(claims)],
-        height=220 + 70 * len(claims),
     )
 
 

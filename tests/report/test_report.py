@@ -40,6 +40,12 @@ PROBE = """<script>
       var drawn = plots.filter(function (div) {
         return div.querySelector('.main-svg') !== null && div._fullData && div._fullData.length > 0;
       });
+      // pixels of table rows hidden behind a table's own scroll bar (plotly's scrollbar state), per table
+      var hidden = Array.prototype.map.call(document.querySelectorAll('.scrollbar-kit'), function (kit) {
+        var state = kit.__data__ && kit.__data__.scrollbarState;
+        return state ? Math.round(state.wiggleRoom) : -1;
+      });
+      document.documentElement.setAttribute('data-hidden', hidden.join(','));
       document.documentElement.setAttribute('data-plots', String(plots.length));
       document.documentElement.setAttribute('data-drawn', drawn.map(function (div) { return div.id; }).join(','));
       document.documentElement.setAttribute('data-errors', JSON.stringify(errors));
@@ -80,13 +86,34 @@ def test_every_figure_renders_in_headless_chromium_without_console_errors(report
     run = _run_chromium("--dump-dom", probed.as_uri())
     assert run.returncode == 0, run.stderr[-2000:]
     root = re.search(r"<html[^>]*>", run.stdout).group(0)
-    attributes = dict(re.findall(r'data-(plots|drawn|errors)="([^"]*)"', root))
+    attributes = dict(re.findall(r'data-(plots|drawn|errors|hidden)="([^"]*)"', root))
     assert attributes, f"the page never finished loading:\n{run.stderr[-2000:]}"
     errors = json.loads(attributes["errors"].replace("&quot;", '"'))
     uncaught = [line for line in run.stderr.splitlines() if "CONSOLE" in line and "Uncaught" in line]
     assert errors == [] and uncaught == [], (errors, uncaught)
     assert int(attributes["plots"]) == len(SECTIONS)
     assert attributes["drawn"].split(",") == [f"figure-{i}" for i in range(len(SECTIONS))]
+    assert set(attributes["hidden"].split(",")) == {"0"}, attributes["hidden"]  # every table row in sight
+
+
+def _probed(page: str, tmp_path) -> dict[str, str]:
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
+    run = _run_chromium("--dump-dom", probed.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    return dict(re.findall(r'data-(plots|drawn|errors|hidden)="([^"]*)"', re.search(r"<html[^>]*>", run.stdout).group(0)))
+
+
+def test_a_table_of_200_long_rows_shows_every_row(tmp_path):
+    from sweeper.report._figures import _table
+
+    reasons = [f"validation loss rose {i / 100:.3f} after its minimum at step {i}, " * (1 + i % 3) for i in range(200)]
+    figure = _table(["trial", "gap", "fit", "rule"], [list(range(200)), [0.1] * 200, ["overfit"] * 200, reasons],
+                    "200 trials")
+    page = "<html><head><meta charset='utf-8'></head><body style='max-width:1200px'>" + figure.to_html(
+        full_html=False, include_plotlyjs=True) + "</body></html>"
+    attributes = _probed(page, tmp_path)
+    assert attributes["hidden"] == "0", attributes
 
 
 def test_screenshot_of_the_report(report_path, tmp_path):
