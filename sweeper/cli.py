@@ -143,19 +143,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give 1 or more worker processes")
     try:
-        with stop_signals_interrupt(), storage_failures_explained(spec.storage):
+        with stop_signals_interrupt():
             inputs = check_study_inputs(spec)  # storage, data and prompt lengths: fail once here, not in every trial
-            if args.workers > 1:
-                code = launch_workers(
-                    args.study, spec, args.workers, _heartbeat(args), inputs, args.allow_changed_inputs
-                )
-            else:
-                run_worker(
-                    spec, heartbeat=_heartbeat(args), inputs=inputs, allow_changed_inputs=args.allow_changed_inputs
-                )
-                code = 0
-            _print_summary(spec, args.study)
-            _write_hand_off(spec)
+            with storage_failures_explained(spec.storage):
+                if args.workers > 1:
+                    code = launch_workers(
+                        args.study, spec, args.workers, _heartbeat(args), inputs, args.allow_changed_inputs
+                    )
+                else:
+                    run_worker(
+                        spec, heartbeat=_heartbeat(args), inputs=inputs, allow_changed_inputs=args.allow_changed_inputs
+                    )
+                    code = 0
+                _print_summary(spec, args.study)
+                _write_hand_off(spec)
     except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM or SIGHUP
         print(f"\ninterrupted ({signal_name(stop)}): the running trial is stored as FAIL (reason: interrupted), "
               "every worker stopped; run again to resume", file=sys.stderr)
@@ -172,12 +173,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     watch = watch_launcher()  # launched by `sweep --workers N`: stop when the launcher is gone
     try:
-        with stop_signals_interrupt(), storage_failures_explained(spec.storage):
+        with stop_signals_interrupt():
             inputs = check_study_inputs(spec)
-            run_worker(
-                spec, heartbeat=_heartbeat(args), show_progress=not args.no_progress, inputs=inputs,
-                allow_changed_inputs=args.allow_changed_inputs,
-            )
+            with storage_failures_explained(spec.storage):
+                run_worker(
+                    spec, heartbeat=_heartbeat(args), show_progress=not args.no_progress, inputs=inputs,
+                    allow_changed_inputs=args.allow_changed_inputs,
+                )
     except KeyboardInterrupt as stop:
         return exit_code(stop)
     finally:
