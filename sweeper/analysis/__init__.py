@@ -2,7 +2,8 @@
 
 `analyze_study(study_name, storage)` -> `StudyAnalysis`: per-trial fit (beta-free losses, generalization gap,
 validation rise after its minimum, underfit / balanced / overfit), importances per objective and for the gap,
-rank correlations with bootstrap CIs, the seed notes' claims with verdicts, and the seed-to-seed spread of
+rank correlations with bootstrap CIs, effect shapes (a GP surrogate's partial dependence: increasing, decreasing,
+an optimum inside the range, flat), the seed notes' claims with verdicts, and the seed-to-seed spread of
 replicates. The report and the export render or write this data; they never read storage themselves.
 """
 
@@ -36,8 +37,16 @@ from ._data import (
     TrialRow,
 )
 from ._importance import FANOVA, PED_ANOVA
+from ._shapes import DECREASING, FLAT, INCREASING, OPTIMUM_INSIDE, UNCLEAR, EffectShape, describe_shape
 
 __all__ = [
+    "DECREASING",
+    "FLAT",
+    "INCREASING",
+    "OPTIMUM_INSIDE",
+    "UNCLEAR",
+    "EffectShape",
+    "describe_shape",
     "BALANCED",
     "CLAIMS",
     "CONTRADICTED",

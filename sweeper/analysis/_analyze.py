@@ -44,6 +44,7 @@ from ._fit import best_improvement, label_fit, loss_series, measure_fit
 from ._importance import importances_for
 from ._pareto import hypervolume_history
 from ._seed_spread import metric_values, seed_spread
+from ._shapes import EffectShape, ParameterAxis, effect_shapes
 
 
 @contextlib.contextmanager
@@ -127,6 +128,7 @@ def analyze_study(
             importances += importances_for(complete, values, target, maximize, searched, seed=seed)
 
         correlations = _correlations(completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
+        effects = _effect_shapes(completed_rows, parameters, targets, names, directions, spread.pooled_sd, seed)
         varied = {c.parameter for c in correlations if _varies(completed_rows, c.parameter)}
         claims = judge_claims({(c.parameter, c.target): c for c in correlations}, varied, spread.pooled_sd.get(GAP))
 
@@ -155,6 +157,7 @@ def analyze_study(
         claims=claims,
         seed_spread=spread,
         notes=notes,
+        effects=effects,
     )
 
 
@@ -267,6 +270,42 @@ def _column(row: TrialRow, parameter: str) -> float | None:
 
 def _varies(rows: Sequence[TrialRow], parameter: str) -> bool:
     return len({_column(row, parameter) for row in rows} - {None}) > 1
+
+
+def _effect_shapes(
+    rows: Sequence[TrialRow],
+    parameters: Sequence[ParameterInfo],
+    targets: Mapping[str, Mapping[int, float]],
+    names: Sequence[str],
+    directions: Sequence[str],
+    pooled_sd: Mapping[str, float | None],
+    seed: int,
+) -> list[EffectShape]:
+    """Partial-dependence shapes of every numeric, varied parameter for each target (see _shapes.py). Losses and the
+    gap are better low; each objective in its own direction."""
+    numeric = [p for p in parameters if p.numeric and _varies(rows, p.name)]
+    axes = [ParameterAxis(p.name, p.log_scale or (p.categorical and _spans_factors(rows, p.name))) for p in numeric]
+    maximize = {target: target in names and directions[names.index(target)] == "maximize" for target in targets}
+    shapes = []
+    for target, by_trial in targets.items():
+        usable = [row for row in rows if row.number in by_trial and all(_column(row, a.name) is not None for a in axes)]
+        if not axes or not usable:
+            continue
+        shapes += effect_shapes(
+            axes,
+            {axis.name: [_column(row, axis.name) for row in usable] for axis in axes},
+            {target: [by_trial[row.number] for row in usable]},
+            maximize,
+            pooled_sd,
+            seed,
+        )
+    return shapes
+
+
+def _spans_factors(rows: Sequence[TrialRow], parameter: str) -> bool:
+    """A numeric choice such as the batch size (4, 8, 16) is read on a log scale: its steps are factors."""
+    values = {_column(row, parameter) for row in rows} - {None}
+    return bool(values) and min(values) > 0 and max(values) / min(values) >= 4
 
 
 def _correlations(

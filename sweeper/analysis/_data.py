@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ._shapes import EffectShape
+
 # The beta-free loss the fit rows compare: ORPO's loss scored at beta = 1 (nll_loss - log_odds_ratio). TRL's own
 # `loss` is nll_loss - beta * log_odds_ratio and so grows with beta by construction; this form does not.
 LOSS_FORM = "loss_unit_beta"
@@ -203,6 +205,7 @@ class StudyAnalysis:
     claims: list[ClaimVerdict]
     seed_spread: SeedSpread
     notes: list[str] = field(default_factory=list)
+    effects: list[EffectShape] = field(default_factory=list)  # partial dependence and shape per parameter x target
 
     @property
     def completed(self) -> list[TrialRow]:

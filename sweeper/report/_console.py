@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..analysis import FANOVA, GAP, StudyAnalysis
+from ..analysis import FANOVA, FLAT, GAP, StudyAnalysis
 from ._figures import _interval, _number
 
 _LABEL_STYLES = {"underfit": "blue", "balanced": "green", "overfit": "red"}
@@ -56,6 +56,29 @@ def print_analysis(analysis: StudyAnalysis, console: Console | None = None) -> N
             cells.append(f"{c.rho:+.2f} {_interval(c.ci_low, c.ci_high)} Δ{_number(c.high_minus_low, 3)}{noise}")
         effects.add_row(parameter, *cells)
     console.print(effects)
+
+    if analysis.effects:
+        shapes = Table(title="Effect shapes (partial dependence of a GP surrogate; Δ over the range)")
+        shapes.add_column("parameter")
+        shape_targets = list(dict.fromkeys(e.target for e in analysis.effects))
+        for target in shape_targets:
+            shapes.add_column(target)
+        by_key = {(e.parameter, e.target): e for e in analysis.effects}
+        for parameter in dict.fromkeys(e.parameter for e in analysis.effects):
+            cells = []
+            for target in shape_targets:
+                effect = by_key.get((parameter, target))
+                if effect is None:
+                    cells.append("-")
+                elif effect.optimum is not None:
+                    best = "max" if effect.maximize else "min"
+                    cells.append(f"{best} at {effect.optimum:.3g} [{effect.optimum_low:.3g}, {effect.optimum_high:.3g}]")
+                elif effect.shape in ("increasing", "decreasing"):
+                    cells.append(f"{effect.shape} {effect.change:+.3g}")
+                else:
+                    cells.append("flat" if effect.shape == FLAT else effect.shape)
+            shapes.add_row(parameter, *cells)
+        console.print(shapes)
 
     claims = Table(title="The seed notes' bias-variance claims", show_lines=True)
     for column in ("hyperparameter", "prediction", "rho gap", "rho train loss"):

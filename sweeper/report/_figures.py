@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from ..analysis import (
     BALANCED,
+    OPTIMUM_INSIDE,
     EFFECTIVE_BATCH_SIZE,
     FANOVA,
     GAP,
@@ -182,6 +183,47 @@ def learning_curves(analysis: StudyAnalysis) -> go.Figure:
         title=f"Learning curves of the Pareto trials ({analysis.loss_form}: solid validation, dotted training)",
         xaxis_title="optimizer step", yaxis_title=analysis.loss_form, height=_HEIGHT,
     )
+    return figure
+
+
+SHAPE_COLORS = {"increasing": "#d62728", "decreasing": "#1f77b4", OPTIMUM_INSIDE: "#9467bd"}
+
+
+def effect_shapes(analysis: StudyAnalysis) -> go.Figure:
+    """Partial dependence of each target on each parameter with its 90% band; the panel names the shape."""
+    parameters = list(dict.fromkeys(e.parameter for e in analysis.effects))
+    targets = list(dict.fromkeys(e.target for e in analysis.effects))
+    if not parameters:
+        return _table(["effect shapes"], [["fewer completed trials than a surrogate needs (8)"]], "Effect shapes")
+    by_key = {(e.parameter, e.target): e for e in analysis.effects}
+    titles = []
+    for parameter in parameters:
+        for target in targets:
+            effect = by_key.get((parameter, target))
+            titles.append(f"{parameter} → {target}<br>{effect.shape if effect else '-'}")
+    figure = make_subplots(rows=len(parameters), cols=len(targets), subplot_titles=titles,
+                           vertical_spacing=0.35 / len(parameters), horizontal_spacing=0.06)
+    for row, parameter in enumerate(parameters, start=1):
+        for column, target in enumerate(targets, start=1):
+            effect = by_key.get((parameter, target))
+            if effect is None:
+                continue
+            color = SHAPE_COLORS.get(effect.shape, "#7f7f7f")
+            figure.add_trace(go.Scatter(x=effect.grid + effect.grid[::-1], y=effect.high + effect.low[::-1],
+                                        fill="toself", fillcolor="rgba(127,127,127,0.2)", line=dict(width=0),
+                                        hoverinfo="skip", showlegend=False), row=row, col=column)
+            figure.add_trace(go.Scatter(x=effect.grid, y=effect.mean, mode="lines", line=dict(color=color),
+                                        name=effect.shape, showlegend=False,
+                                        hovertemplate=f"{parameter} %{{x:.3g}}<br>{target} %{{y:.4g}}<extra></extra>"),
+                             row=row, col=column)
+            if effect.optimum is not None:
+                figure.add_vrect(x0=effect.optimum_low, x1=effect.optimum_high, fillcolor=color, opacity=0.15,
+                                 line_width=0, row=row, col=column)
+            if effect.log_scale:
+                figure.update_xaxes(type="log", row=row, col=column)
+    figure.update_annotations(font_size=11)
+    figure.update_layout(title="Effect shapes: partial dependence of a GP surrogate, 90% posterior band",
+                         height=max(_HEIGHT, 250 * len(parameters)), showlegend=False)
     return figure
 
 

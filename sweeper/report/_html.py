@@ -26,6 +26,12 @@ SECTIONS = (
     (_figures.learning_curves, "Learning curves of the Pareto trials",
      "Training (dotted) and validation (solid) loss of each Pareto trial. A validation curve turning up while "
      "training keeps falling is overfitting; both flat and high is underfitting."),
+    (_figures.effect_shapes, "Effect shapes",
+     "How each target moves with each hyperparameter, the others averaged over the trials (partial dependence of a "
+     "Gaussian-process surrogate; grey: 90% posterior band). The panel names the shape most posterior draws agree "
+     "on: increasing, decreasing, an optimum inside the range (shaded: its 90% interval), flat within noise (below "
+     "the seed-to-seed SD where replicates exist), or unclear. A rank correlation cannot see an optimum inside the "
+     "range; this can."),
     (_figures.gap_versus_parameters, "Generalization gap per hyperparameter",
      "Validation minus training loss against each hyperparameter, colored by fit label. The panel title gives "
      "Spearman's rho with its 95% bootstrap interval: an interval that excludes 0 is a real direction."),

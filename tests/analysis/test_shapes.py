@@ -1,0 +1,75 @@
+"""Effect shapes from a GP surrogate's partial dependence: planted studies whose truth is known (an interior
+optimum, a monotone effect, a parameter with no effect), and the known-structure study of the other tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sweeper.analysis import GAP, analyze_study
+from sweeper.analysis._shapes import (
+    DECREASING,
+    FLAT,
+    INCREASING,
+    OPTIMUM_INSIDE,
+    ParameterAxis,
+    effect_shapes,
+)
+
+LR_LOW, LR_HIGH = -5.0, -1.5  # log10 of the learning rate's range
+PLANTED_POSITION = 0.6  # where the planted loss is lowest, as a share of the log range
+
+
+def _planted(seed: int, n: int = 48, noise: float = 0.05):
+    rng = np.random.default_rng(seed)
+    lr = 10 ** rng.uniform(LR_LOW, LR_HIGH, n)
+    dropout, decay = rng.uniform(0.0, 0.3, n), rng.uniform(0.0, 0.1, n)
+    u = (np.log10(lr) - LR_LOW) / (LR_HIGH - LR_LOW)
+    loss = 4 * (u - PLANTED_POSITION) ** 2 + 2.0 * dropout + rng.normal(0.0, noise, n)
+    axes = [ParameterAxis("learning_rate", True), ParameterAxis("lora_dropout", False), ParameterAxis("weight_decay", False)]
+    shapes = effect_shapes(axes, {"learning_rate": lr, "lora_dropout": dropout, "weight_decay": decay}, {"loss": loss},
+                           {"loss": False}, seed=seed)
+    return {shape.parameter: shape for shape in shapes}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_an_interior_optimum_is_found_with_an_interval_around_the_planted_location(seed):
+    shape = _planted(seed)["learning_rate"]
+    assert shape.shape == OPTIMUM_INSIDE
+    planted = 10 ** (LR_LOW + PLANTED_POSITION * (LR_HIGH - LR_LOW))
+    assert shape.optimum_low <= planted <= shape.optimum_high, (shape.optimum_low, planted, shape.optimum_high)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_monotone_effect_gets_its_direction_and_a_null_parameter_none(seed):
+    shapes = _planted(seed)
+    assert shapes["lora_dropout"].shape == INCREASING and shapes["lora_dropout"].change > 0
+    assert shapes["weight_decay"].shape not in (INCREASING, DECREASING, OPTIMUM_INSIDE)
+
+
+def test_a_maximised_target_has_its_optimum_at_a_maximum():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.0, 1.0, 40)
+    margin = -((x - 0.3) ** 2) * 5 + rng.normal(0.0, 0.02, 40)  # best (highest) at 0.3
+    (shape,) = effect_shapes([ParameterAxis("beta", False)], {"beta": x}, {"margin": margin}, {"margin": True})
+    assert shape.shape == OPTIMUM_INSIDE and shape.optimum_low <= 0.3 <= shape.optimum_high
+
+
+def test_noise_from_replicates_raises_the_bar_for_an_effect():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.0, 1.0, 30)
+    y = 0.2 * x + rng.normal(0.0, 0.02, 30)
+    (small_noise,) = effect_shapes([ParameterAxis("x", False)], {"x": x}, {"y": y}, {"y": False})
+    (seed_noise,) = effect_shapes([ParameterAxis("x", False)], {"x": x}, {"y": y}, {"y": False}, {"y": 0.5})
+    assert small_noise.shape == INCREASING and seed_noise.shape == FLAT
+
+
+def test_the_known_study_shows_its_planted_shapes(known_study):
+    analysis = analyze_study(*known_study)
+    by_key = {(e.parameter, e.target): e for e in analysis.effects}
+    # tests/_known_study.py: gap = 0.1 + 0.6 u - 0.3 b; margin = 2 x dropout / 0.3; dropout leaves the gap alone
+    assert by_key[("learning_rate", GAP)].shape == INCREASING
+    assert by_key[("beta", GAP)].shape == DECREASING
+    assert by_key[("lora_dropout", "eval_logp_margin")].shape == INCREASING
+    assert by_key[("lora_dropout", GAP)].shape == FLAT
+    assert analysis.to_dict()["effects"][0]["grid"]  # in `sweeper analyze --json`
