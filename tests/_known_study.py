@@ -78,8 +78,16 @@ def _curves(train_final: float, eval_final: float, rise: float) -> list[CurvePoi
     return points
 
 
-def build_known_study(storage_url: str, study_name: str, seed: int = 3) -> optuna.Study:
-    """Create the study in `storage_url` (a file URL) and return it."""
+def known_losses(u: float, b: float, rng: np.random.Generator) -> tuple[float, float]:
+    """(final training loss, generalization gap) of the module's planted structure."""
+    train_final = 4.0 - 2.0 * u + 0.3 * b + rng.normal(0, 0.01)
+    gap = 0.1 + 0.6 * u - 0.3 * b + rng.normal(0, 0.01)
+    return train_final, gap
+
+
+def build_known_study(storage_url: str, study_name: str, seed: int = 3, losses=known_losses) -> optuna.Study:
+    """Create the study in `storage_url` (a file URL) and return it. `losses(u, b, rng)` plants the final training
+    loss and the gap from the learning rate's and beta's positions."""
     rng = np.random.default_rng(seed)
     study = optuna.create_study(study_name=study_name, storage=storage_url, directions=["minimize", "maximize"])
     with warnings.catch_warnings():
@@ -102,8 +110,7 @@ def build_known_study(storage_url: str, study_name: str, seed: int = 3) -> optun
                 "beta": _value(b, BETA_RANGE),
             }
             rise = (0.3 if u >= 0.85 else 0.0) if rise is None else rise
-            train_final = 4.0 - 2.0 * u + 0.3 * b + rng.normal(0, 0.01)
-            gap = 0.1 + 0.6 * u - 0.3 * b + rng.normal(0, 0.01)
+            train_final, gap = losses(u, b, rng)
             eval_final = train_final + gap
             margin = 2 * dropout / 0.3 + rng.normal(0, 0.01)
             config = build_training_config(base, {PATHS[k]: v for k, v in params.items()}, source="known study")

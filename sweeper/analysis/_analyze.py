@@ -25,7 +25,7 @@ from ..storage import (
     replicates_study_name,
     resolve_storage_url,
 )
-from ._claims import judge_claims
+from ._claims import judge_claims, judge_side
 from ._correlation import N_BOOTSTRAP, direction_of, high_minus_low, spearman_with_ci, strength_of
 from ._data import (
     EFFECTIVE_BATCH_SIZE,
@@ -33,6 +33,7 @@ from ._data import (
     LOSS_FORM,
     TRAIN_LOSS,
     Correlation,
+    ClaimVerdict,
     CurveSeries,
     FitRule,
     ObjectiveInfo,
@@ -44,7 +45,7 @@ from ._fit import best_improvement, label_fit, loss_series, measure_fit
 from ._importance import importances_for
 from ._pareto import hypervolume_history
 from ._seed_spread import metric_values, seed_spread
-from ._shapes import EffectShape, ParameterAxis, effect_shapes
+from ._shapes import OPTIMUM_INSIDE, EffectShape, ParameterAxis, effect_shapes
 
 
 @contextlib.contextmanager
@@ -131,6 +132,7 @@ def analyze_study(
         effects = _effect_shapes(completed_rows, parameters, targets, names, directions, spread.pooled_sd, seed)
         varied = {c.parameter for c in correlations if _varies(completed_rows, c.parameter)}
         claims = judge_claims({(c.parameter, c.target): c for c in correlations}, varied, spread.pooled_sd.get(GAP))
+        _judge_each_side(claims, effects, completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
 
     if len(completed_rows) < 4:
         notes.append(f"{len(completed_rows)} completed trial(s): correlations need at least 4, importances 3")
@@ -300,6 +302,38 @@ def _effect_shapes(
             seed,
         )
     return shapes
+
+
+def _judge_each_side(
+    claims: Sequence[ClaimVerdict],
+    effects: Sequence[EffectShape],
+    rows: Sequence[TrialRow],
+    parameters: Sequence[ParameterInfo],
+    targets: Mapping[str, Mapping[int, float]],
+    pooled_sd: Mapping[str, float | None],
+    n_bootstrap: int,
+    seed: int,
+) -> None:
+    """Where the gap (else the training loss) has an optimum inside a claim's parameter range, judge the claim on
+    the trials below and above it too (`ClaimVerdict.sides`)."""
+    by_key = {(e.parameter, e.target): e for e in effects}
+    infos = {p.name: p for p in parameters}
+    judged = {name: targets[name] for name in (GAP, TRAIN_LOSS) if name in targets}
+    for claim in claims:
+        inside = [by_key.get((claim.parameter, target)) for target in (GAP, TRAIN_LOSS)]
+        effect = next((e for e in inside if e is not None and e.shape == OPTIMUM_INSIDE), None)
+        if effect is None or claim.parameter not in infos:
+            continue
+        for side, keep in (("below", lambda x: x < effect.optimum), ("above", lambda x: x >= effect.optimum)):
+            side_rows = [row for row in rows if (x := _column(row, claim.parameter)) is not None and keep(x)]
+            measured = {
+                (c.parameter, c.target): c
+                for c in _correlations(side_rows, [infos[claim.parameter]], judged, pooled_sd, n_bootstrap, seed)
+            }
+            claim.sides.append(judge_side(
+                claim.hyperparameter, side, effect.optimum, measured.get((claim.parameter, GAP)),
+                measured.get((claim.parameter, TRAIN_LOSS)), pooled_sd.get(GAP),
+            ))
 
 
 def _spans_factors(rows: Sequence[TrialRow], parameter: str) -> bool:

@@ -25,6 +25,7 @@ from ._data import (
     TRAIN_LOSS,
     ClaimVerdict,
     Correlation,
+    SideVerdict,
 )
 
 SEED_NOISE_FACTOR = 2.0
@@ -89,28 +90,7 @@ def judge_claims(
             )
             continue
         on_gap, on_train = correlations.get((parameter, GAP)), correlations.get((parameter, TRAIN_LOSS))
-        gap_sign = 1 if claim.high_overfits else -1
-        gap_evidence, train_evidence = _evidence(on_gap, gap_sign), _evidence(on_train, -gap_sign)
-        effect = on_gap.high_minus_low if on_gap else None
-        notes = []
-        within_noise = gap_seed_sd is not None and effect is not None and abs(effect) < SEED_NOISE_FACTOR * gap_seed_sd
-        if within_noise and gap_evidence:
-            notes.append(
-                f"the gap moves {effect:+.3g} from the bottom to the top third, within {SEED_NOISE_FACTOR:g} x the "
-                f"seed SD ({gap_seed_sd:.3g}): not counted"
-            )
-            gap_evidence = 0
-        evidence = (gap_evidence, train_evidence)
-        if 1 in evidence and -1 not in evidence:
-            verdict = SUPPORTED
-        elif -1 in evidence and 1 not in evidence:
-            verdict = CONTRADICTED
-        else:
-            verdict = INCONCLUSIVE
-        words = {1: "agrees", -1: "disagrees", 0: "CI includes 0"}
-        notes.insert(0, f"gap: {words[gap_evidence]}; training loss: {words[train_evidence]}")
-        if 1 in evidence and -1 in evidence:
-            notes.append("the two effects point opposite ways")
+        verdict, reason, effect = _judge(claim, on_gap, on_train, gap_seed_sd)
         verdicts.append(
             ClaimVerdict(
                 hyperparameter=claim.hyperparameter,
@@ -125,7 +105,53 @@ def judge_claims(
                 gap_high_minus_low=effect,
                 gap_seed_sd=gap_seed_sd,
                 verdict=verdict,
-                reason="; ".join(notes),
+                reason=reason,
             )
         )
     return verdicts
+
+
+def _judge(
+    claim: Claim, on_gap: Correlation | None, on_train: Correlation | None, gap_seed_sd: float | None
+) -> tuple[str, str, float | None]:
+    """(verdict, reason, gap effect top - bottom third) from the two measured effects, as the module says."""
+    gap_sign = 1 if claim.high_overfits else -1
+    gap_evidence, train_evidence = _evidence(on_gap, gap_sign), _evidence(on_train, -gap_sign)
+    effect = on_gap.high_minus_low if on_gap else None
+    notes = []
+    within_noise = gap_seed_sd is not None and effect is not None and abs(effect) < SEED_NOISE_FACTOR * gap_seed_sd
+    if within_noise and gap_evidence:
+        notes.append(
+            f"the gap moves {effect:+.3g} from the bottom to the top third, within {SEED_NOISE_FACTOR:g} x the "
+            f"seed SD ({gap_seed_sd:.3g}): not counted"
+        )
+        gap_evidence = 0
+    evidence = (gap_evidence, train_evidence)
+    if 1 in evidence and -1 not in evidence:
+        verdict = SUPPORTED
+    elif -1 in evidence and 1 not in evidence:
+        verdict = CONTRADICTED
+    else:
+        verdict = INCONCLUSIVE
+    words = {1: "agrees", -1: "disagrees", 0: "CI includes 0"}
+    notes.insert(0, f"gap: {words[gap_evidence]}; training loss: {words[train_evidence]}")
+    if 1 in evidence and -1 in evidence:
+        notes.append("the two effects point opposite ways")
+    return verdict, "; ".join(notes), effect
+
+
+def judge_side(
+    claim_name: str,
+    side: str,
+    split: float,
+    on_gap: Correlation | None,
+    on_train: Correlation | None,
+    gap_seed_sd: float | None,
+) -> SideVerdict:
+    """A claim judged on the trials on one side (`below` / `above`) of an interior optimum at `split`: the claim
+    speaks of "high" and "low" values, and across an optimum the whole-range correlation cancels out."""
+    claim = next(c for c in CLAIMS if c.hyperparameter == claim_name)
+    verdict, reason, _ = _judge(claim, on_gap, on_train, gap_seed_sd)
+    rho = f"gap rho {on_gap.rho:+.2f} [{on_gap.ci_low:+.2f}, {on_gap.ci_high:+.2f}]" if on_gap and on_gap.ci_low is not None else "gap rho -"
+    n_trials = max(on_gap.n_trials if on_gap else 0, on_train.n_trials if on_train else 0)
+    return SideVerdict(side, split, n_trials, verdict, f"{rho}; {reason}")

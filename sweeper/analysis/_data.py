@@ -149,6 +149,17 @@ class Correlation:
 
 
 @dataclass
+class SideVerdict:
+    """A claim judged on the trials below or above an interior optimum of its parameter."""
+
+    side: str  # "below" / "above"
+    split: float  # the optimum's location (parameter units)
+    n_trials: int
+    verdict: str
+    reason: str  # the gap's rho with its CI, then what decided the verdict
+
+
+@dataclass
 class ClaimVerdict:
     """One bias-variance claim of the seed notes beside what the study measured."""
 
@@ -165,6 +176,7 @@ class ClaimVerdict:
     gap_seed_sd: float | None
     verdict: str
     reason: str
+    sides: list[SideVerdict] = field(default_factory=list)  # where the gap or training loss has an interior optimum
 
 
 @dataclass

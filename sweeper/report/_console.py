@@ -90,7 +90,12 @@ def print_analysis(analysis: StudyAnalysis, console: Console | None = None) -> N
             claim.hyperparameter + (f"\n({claim.parameter})" if claim.parameter else ""), claim.prediction,
             f"{_number(claim.gap_rho, 2)} {_interval(*(claim.gap_ci or (None, None)))}",
             f"{_number(claim.train_loss_rho, 2)} {_interval(*(claim.train_loss_ci or (None, None)))}",
-            f"[{_VERDICT_STYLES[claim.verdict]}]{claim.verdict}[/]", claim.reason,
+            f"[{_VERDICT_STYLES[claim.verdict]}]{claim.verdict}[/]" + "".join(
+                f"\n{side.side} {side.split:.3g}: [{_VERDICT_STYLES[side.verdict]}]{side.verdict}[/]"
+                for side in claim.sides
+            ),
+            claim.reason + "".join(f"\n{side.side} the optimum ({side.n_trials} trials): {side.reason}"
+                                   for side in claim.sides),
         )
     console.print(claims)
 

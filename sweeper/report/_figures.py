@@ -296,11 +296,18 @@ def _table(header: Sequence[str], columns: Sequence[Sequence], title: str, fill=
     return figure
 
 
+def _sides(claim) -> str:
+    """`below 4.1e-03 (12 trials): contradicted, gap rho -0.71 [...]` per side, or `-`."""
+    return "<br>".join(f"{side.side} {side.split:.3g} ({side.n_trials} trials): <b>{side.verdict}</b>, "
+                       f"{side.reason.split(';')[0]}" for side in claim.sides) or "-"
+
+
 def claims_table(analysis: StudyAnalysis) -> go.Figure:
     claims = analysis.claims
     return _table(
         ["hyperparameter", "notes: high value", "notes: low value", "prediction", "rho with gap [95% CI]",
-         "rho with training loss [95% CI]", "gap: top - bottom third", "seed SD of gap", "verdict", "why"],
+         "rho with training loss [95% CI]", "gap: top - bottom third", "seed SD of gap", "verdict", "why",
+         "each side of an optimum inside the range"],
         [
             [c.hyperparameter + (f" ({c.parameter})" if c.parameter else "") for c in claims],
             [c.claim_high for c in claims],
@@ -312,9 +319,11 @@ def claims_table(analysis: StudyAnalysis) -> go.Figure:
             [_number(c.gap_seed_sd, 3) for c in claims],
             [c.verdict for c in claims],
             [c.reason for c in claims],
+            [_sides(c) for c in claims],
         ],
         "The seed notes' bias-variance claims against this study",
-        fill=[["white"] * len(claims)] * 8 + [[VERDICT_COLORS[c.verdict] for c in claims]] + [["white"] * len(claims)],
+        fill=[["white"] * len(claims)] * 8 + [[VERDICT_COLORS[c.verdict] for c in claims]]
+        + [["white"] * len(claims)] * 2,
     )
 
 

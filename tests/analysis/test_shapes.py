@@ -3,6 +3,8 @@ optimum, a monotone effect, a parameter with no effect), and the known-structure
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -73,3 +75,25 @@ def test_the_known_study_shows_its_planted_shapes(known_study):
     assert by_key[("lora_dropout", "eval_logp_margin")].shape == INCREASING
     assert by_key[("lora_dropout", GAP)].shape == FLAT
     assert analysis.to_dict()["effects"][0]["grid"]  # in `sweeper analyze --json`
+
+
+def _u_shaped_gap(u, b, rng):
+    """The gap is smallest at the middle of the learning rate's range; the training loss ignores the learning rate."""
+    return 3.0 + 0.3 * b + rng.normal(0, 0.01), 0.1 + 2.4 * (u - 0.5) ** 2 - 0.3 * b + rng.normal(0, 0.01)
+
+
+def test_a_claim_is_judged_on_each_side_of_an_interior_optimum(tmp_path):
+    from _known_study import LR_RANGE, build_known_study
+
+    from sweeper.analysis import CONTRADICTED, SUPPORTED
+
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    build_known_study(url, "u-shaped", losses=_u_shaped_gap)
+    analysis = analyze_study("u-shaped", url)
+    shape = next(e for e in analysis.effects if (e.parameter, e.target) == ("learning_rate", GAP))
+    middle = math.sqrt(LR_RANGE[0] * LR_RANGE[1])  # u = 0.5 on the log range
+    assert shape.shape == OPTIMUM_INSIDE and shape.optimum_low <= middle <= shape.optimum_high
+    claim = next(c for c in analysis.claims if c.hyperparameter == "learning rate")
+    # "a high learning rate overfits": below the optimum raising it narrows the gap, above it widens it
+    assert [(side.side, side.verdict) for side in claim.sides] == [("below", CONTRADICTED), ("above", SUPPORTED)]
+    assert all(side.split == shape.optimum and side.n_trials >= 8 and "gap rho" in side.reason for side in claim.sides)
