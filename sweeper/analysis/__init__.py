@@ -37,9 +37,11 @@ from ._data import (
     TrialRow,
 )
 from ._importance import FANOVA, PED_ANOVA
+from ._summary import what_we_learned
 from ._shapes import DECREASING, FLAT, INCREASING, OPTIMUM_INSIDE, UNCLEAR, EffectShape, describe_shape
 
 __all__ = [
+    "what_we_learned",
     "DECREASING",
     "FLAT",
     "INCREASING",

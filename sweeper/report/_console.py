@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..analysis import FANOVA, FLAT, GAP, StudyAnalysis
+from ..analysis import FANOVA, FLAT, GAP, StudyAnalysis, what_we_learned
 from ._figures import _interval, _number
 
 _LABEL_STYLES = {"underfit": "blue", "balanced": "green", "overfit": "red"}
@@ -15,6 +15,10 @@ _VERDICT_STYLES = {"supported": "green", "contradicted": "red", "inconclusive": 
 def print_analysis(analysis: StudyAnalysis, console: Console | None = None) -> None:
     console = console or Console()
     names = [o.name for o in analysis.objectives]
+    console.print(f"[bold]{analysis.study_name}: what we learned[/]")
+    for line in what_we_learned(analysis):
+        console.print(f"- {line}", highlight=False)
+    console.print()
 
     fits = Table(title=f"{analysis.study_name}: fit per trial ({analysis.loss_form}; * = Pareto front)")
     for column in ("#", *names, "train", "val", "gap", "rise", "fit"):

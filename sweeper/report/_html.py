@@ -6,7 +6,7 @@ import html
 from collections import Counter
 from pathlib import Path
 
-from ..analysis import StudyAnalysis
+from ..analysis import StudyAnalysis, what_we_learned
 from . import _figures
 
 # (figure builder, section title, how to read it)
@@ -80,7 +80,9 @@ def _facts(analysis: StudyAnalysis) -> str:
         ("data", _data_named(analysis)),
         ("objectives", objectives),
         ("trials", ", ".join(f"{count} {state.lower()}" for state, count in sorted(states.items()))),
-        ("Pareto-front trials", ", ".join(str(n) for n in analysis.pareto_numbers) or "none yet"),
+        ("Pareto front", (f"{len(analysis.pareto_numbers)} trial{'s' if len(analysis.pareto_numbers) != 1 else ''}: #"
+                          + ", #".join(str(n) for n in analysis.pareto_numbers)) if analysis.pareto_numbers
+         else "none yet"),
         ("loss compared", f"{analysis.loss_form} = nll_loss - log_odds_ratio (ORPO's loss at beta = 1)"),
         ("fit rule", f"overfit: gap >= {rule.overfit_gap_ratio:.0%} of validation loss or validation rose >= "
                      f"{rule.overfit_rise_ratio:.0%} of its gain after its minimum; underfit: validation improved "
@@ -88,8 +90,10 @@ def _facts(analysis: StudyAnalysis) -> str:
         ("replicates", f"{analysis.seed_spread.n_runs} runs in {analysis.seed_spread.replicates_study}"),
     ]
     cells = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    learned = "".join(f"<li>{html.escape(line)}</li>" for line in what_we_learned(analysis))
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in analysis.notes)
-    return f'<table class="facts">{cells}</table>' + (f'<ul class="notes">{notes}</ul>' if notes else "")
+    return (f'<section class="learned"><h2>What we learned</h2><ul>{learned}</ul></section>'
+            f'<table class="facts">{cells}</table>' + (f'<ul class="notes">{notes}</ul>' if notes else ""))
 
 
 def render_report(analysis: StudyAnalysis) -> str:

@@ -97,3 +97,14 @@ def test_a_claim_is_judged_on_each_side_of_an_interior_optimum(tmp_path):
     # "a high learning rate overfits": below the optimum raising it narrows the gap, above it widens it
     assert [(side.side, side.verdict) for side in claim.sides] == [("below", CONTRADICTED), ("above", SUPPORTED)]
     assert all(side.split == shape.optimum and side.n_trials >= 8 and "gap rho" in side.reason for side in claim.sides)
+
+
+def test_what_we_learned_leads_with_counts_the_strongest_shapes_and_the_verdicts(known_study):
+    from sweeper.analysis import what_we_learned
+
+    analysis = analyze_study(*known_study)
+    lines = what_we_learned(analysis)
+    pareto = analysis.pareto_numbers
+    assert lines[0].endswith(f"Pareto front: {len(pareto)} trials (#{', #'.join(map(str, pareto))})")
+    assert lines[1].startswith("effect: learning_rate -> generalization_gap: increasing")  # the gap first, strongest
+    assert any(line.startswith("the practitioner's claim on beta") and line.endswith("contradicted") for line in lines)
