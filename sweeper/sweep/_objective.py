@@ -14,7 +14,7 @@ from ..storage import CurveStore, config_hash, library_versions, record_failure,
 from ..study import StudySpec
 from ..training import TrialReuse
 from ..trial import INTERRUPTED, TrialFailure, run_trial
-from ._identity import TRIAL_INPUTS_ATTR
+from ..storage import TRIAL_INPUTS_ATTR
 from ._intermediate import PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
 from ._progress import REPEATED_CONFIGURATION
 
