@@ -25,10 +25,12 @@ from ..storage import (
     replicates_study_name,
     resolve_storage_url,
 )
+from ._advice import advise
 from ._claims import judge_claims, judge_side
 from ._correlation import N_BOOTSTRAP, direction_of, high_minus_low, spearman_with_ci, strength_of
 from ._data import (
     EFFECTIVE_BATCH_SIZE,
+    Advice,
     GAP,
     LOSS_FORM,
     TRAIN_LOSS,
@@ -130,6 +132,7 @@ def analyze_study(
 
         correlations = _correlations(completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
         effects = _effect_shapes(completed_rows, parameters, targets, names, directions, spread.pooled_sd, seed)
+        advice = _advice(completed_rows, parameters, targets, names, directions, seed)
         varied = {c.parameter for c in correlations if _varies(completed_rows, c.parameter)}
         claims = judge_claims({(c.parameter, c.target): c for c in correlations}, varied, spread.pooled_sd.get(GAP))
         _judge_each_side(claims, effects, completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
@@ -160,6 +163,7 @@ def analyze_study(
         seed_spread=spread,
         notes=notes,
         effects=effects,
+        advice=advice,
     )
 
 
@@ -285,8 +289,7 @@ def _effect_shapes(
 ) -> list[EffectShape]:
     """Partial-dependence shapes of every numeric, varied parameter for each target (see _shapes.py). Losses and the
     gap are better low; each objective in its own direction."""
-    numeric = [p for p in parameters if p.numeric and _varies(rows, p.name)]
-    axes = [ParameterAxis(p.name, p.log_scale or (p.categorical and _spans_factors(rows, p.name))) for p in numeric]
+    axes = _numeric_axes(rows, parameters)
     maximize = {target: target in names and directions[names.index(target)] == "maximize" for target in targets}
     shapes = []
     for target, by_trial in targets.items():
@@ -302,6 +305,34 @@ def _effect_shapes(
             seed,
         )
     return shapes
+
+
+def _numeric_axes(rows: Sequence[TrialRow], parameters: Sequence[ParameterInfo]) -> list[ParameterAxis]:
+    numeric = [p for p in parameters if p.numeric and _varies(rows, p.name)]
+    return [ParameterAxis(p.name, p.log_scale or (p.categorical and _spans_factors(rows, p.name))) for p in numeric]
+
+
+def _advice(
+    rows: Sequence[TrialRow],
+    parameters: Sequence[ParameterInfo],
+    targets: Mapping[str, Mapping[int, float]],
+    names: Sequence[str],
+    directions: Sequence[str],
+    seed: int,
+) -> list[Advice]:
+    """For each overfit or underfit trial, the one-parameter move the surrogates predict helps most (_advice.py)."""
+    axes = _numeric_axes(rows, parameters)
+    usable = [row for row in rows if all(_column(row, axis.name) is not None for axis in axes)]
+    labels = {row.number: row.fit.label for row in usable if row.fit and row.fit.label}
+    return advise(
+        axes,
+        [{axis.name: _column(row, axis.name) for axis in axes} for row in usable],
+        labels,
+        targets,
+        {name: direction == "maximize" for name, direction in zip(names, directions, strict=True)},
+        [row.number for row in usable],
+        seed,
+    )
 
 
 def _judge_each_side(

@@ -201,6 +201,22 @@ class SeedSpread:
 
 
 @dataclass
+class Advice:
+    trial: int
+    label: str  # OVERFIT / UNDERFIT: what the move addresses
+    target: str  # GAP for overfit, TRAIN_LOSS for underfit
+    parameter: str | None  # None: no move has a clear predicted improvement
+    current: float | None
+    suggested: float | None
+    change: float | None  # predicted change of `target` (negative = better)
+    change_low: float | None  # 90% interval
+    change_high: float | None
+    objectives: dict[str, list[float]] = field(default_factory=dict)  # objective -> [mean, low, high] change
+    notes_agree: bool | None = None  # the practitioner's notes point the same way; None: they say nothing of it
+    text: str = ""
+
+
+@dataclass
 class StudyAnalysis:
     study_name: str
     storage: str  # password redacted
@@ -218,6 +234,7 @@ class StudyAnalysis:
     seed_spread: SeedSpread
     notes: list[str] = field(default_factory=list)
     effects: list[EffectShape] = field(default_factory=list)  # partial dependence and shape per parameter x target
+    advice: list[Advice] = field(default_factory=list)  # per overfit / underfit trial: the move predicted to help
 
     @property
     def completed(self) -> list[TrialRow]:

@@ -74,7 +74,7 @@ def _untransform(values: np.ndarray, log_scale: bool) -> np.ndarray:
     return 10.0 ** values if log_scale else values
 
 
-def _fit_surrogate(features: np.ndarray, target: np.ndarray, seed: int):
+def fit_surrogate(features: np.ndarray, target: np.ndarray, seed: int):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
@@ -88,6 +88,19 @@ def _fit_surrogate(features: np.ndarray, target: np.ndarray, seed: int):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(features, target)
     return model
+
+
+def scaled_features(raw: np.ndarray, axes: Sequence[ParameterAxis]):
+    """The features the surrogate sees (each parameter on [0, 1], log-scale ones in log10), and the map from a
+    scaled value of column `c` back to parameter units: `unscale(value, c)`."""
+    transformed = np.column_stack([_transform(raw[:, index], axis.log_scale) for index, axis in enumerate(axes)])
+    low, high = transformed.min(axis=0), transformed.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+
+    def unscale(value: float, column: int) -> float:
+        return float(_untransform(low[column] + value * span[column], axes[column].log_scale))
+
+    return (transformed - low) / span, unscale
 
 
 def _partial_dependence_draws(model, features: np.ndarray, column: int, grid: np.ndarray, draws: int, seed: int):
@@ -155,7 +168,7 @@ def effect_shapes(
         fitted = np.arange(len(target_values))
         if len(fitted) > MAX_SURROGATE_TRIALS:
             fitted = np.random.default_rng(seed).choice(len(fitted), MAX_SURROGATE_TRIALS, replace=False)
-        model = _fit_surrogate(scaled[fitted], target_values[fitted], seed)
+        model = fit_surrogate(scaled[fitted], target_values[fitted], seed)
         tolerance = max(noise_sd.get(target) or 0.0, RELATIVE_TOLERANCE * float(np.ptp(target_values)))
         for index, axis in enumerate(axes):
             if high[index] == low[index]:

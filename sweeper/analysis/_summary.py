@@ -35,6 +35,14 @@ def what_we_learned(analysis: StudyAnalysis) -> list[str]:
     shaped.sort(key=lambda e: (order.get(e.target, 2), -_size(e)))
     for effect in shaped[:MAX_EFFECTS]:
         lines.append(f"effect: {describe_shape(effect)}")
+    moves = Counter(
+        (a.label, a.parameter, "raise" if a.suggested > a.current else "lower", a.notes_agree)
+        for a in analysis.advice if a.parameter is not None
+    )
+    for (label, parameter, verb, agrees), count in moves.most_common(3):
+        of = sum(1 for a in analysis.advice if a.label == label)
+        beside = "" if agrees is None else (", as the notes advise" if agrees else ", against the notes")
+        lines.append(f"advice for {count} of {of} {label} trials: {verb} {parameter}{beside}")
     for claim in analysis.claims:
         if claim.parameter is None:
             continue

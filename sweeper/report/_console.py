@@ -84,6 +84,23 @@ def print_analysis(analysis: StudyAnalysis, console: Console | None = None) -> N
             shapes.add_row(parameter, *cells)
         console.print(shapes)
 
+    if analysis.advice:
+        advice = Table(title="Advice: the one-parameter move the surrogate predicts helps most [90% interval]")
+        for column in ("#", "fit", "move", "predicted change"):
+            advice.add_column(column)
+        for item in analysis.advice:
+            if item.parameter is None:
+                advice.add_row(str(item.trial), item.label, "-", f"no clear move lowers the {item.target}")
+                continue
+            verb = "raise" if item.suggested > item.current else "lower"
+            agreement = "" if item.notes_agree is None else (" (notes agree)" if item.notes_agree else " (notes disagree)")
+            changes = [f"{item.target} {item.change:+.3g} [{item.change_low:+.3g}, {item.change_high:+.3g}]"]
+            changes += [f"{name} {m:+.3g} [{lo:+.3g}, {hi:+.3g}]" for name, (m, lo, hi) in item.objectives.items()]
+            advice.add_row(str(item.trial), item.label,
+                           f"{verb} {item.parameter} {item.current:.3g} -> {item.suggested:.3g}{agreement}",
+                           "\n".join(changes))
+        console.print(advice)
+
     claims = Table(title="The seed notes' bias-variance claims", show_lines=True)
     for column in ("hyperparameter", "prediction", "rho gap", "rho train loss"):
         claims.add_column(column)

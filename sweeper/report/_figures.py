@@ -361,6 +361,32 @@ def fit_table(analysis: StudyAnalysis) -> go.Figure:
     )
 
 
+def advice_table(analysis: StudyAnalysis) -> go.Figure:
+    items = analysis.advice
+    if not items:
+        return _table(["advice"], [["no trial labelled overfit or underfit, or too few trials for a surrogate (8)"]],
+                      "Advice per trial")
+    moves, changes, agreement = [], [], []
+    for item in items:
+        if item.parameter is None:
+            moves.append("-")
+            changes.append(f"no single-parameter move clearly lowers the {item.target}")
+            agreement.append("-")
+            continue
+        verb = "raise" if item.suggested > item.current else "lower"
+        moves.append(f"{verb} {item.parameter} from {item.current:.3g} to {item.suggested:.3g}")
+        parts = [f"{item.target} {item.change:+.3g} [{item.change_low:+.3g}, {item.change_high:+.3g}]"]
+        parts += [f"{name} {m:+.3g} [{lo:+.3g}, {hi:+.3g}]" for name, (m, lo, hi) in item.objectives.items()]
+        changes.append("<br>".join(parts))
+        agreement.append("-" if item.notes_agree is None else ("agree" if item.notes_agree else "disagree"))
+    return _table(
+        ["trial", "fit", "move", "predicted change [90% interval]", "the notes"],
+        [[item.trial for item in items], [item.label for item in items], moves, changes, agreement],
+        "What to change: for each overfit or underfit trial, the move the surrogate predicts helps most",
+        fill=[["white"] * len(items), [LABEL_FILLS[item.label] for item in items]] + [["white"] * len(items)] * 3,
+    )
+
+
 def seed_spread_table(analysis: StudyAnalysis) -> go.Figure:
     spread = analysis.seed_spread
     metrics = list(spread.pooled_sd)

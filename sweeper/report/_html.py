@@ -38,6 +38,11 @@ SECTIONS = (
     (_figures.fit_table, "Fit of every trial",
      "Final losses in the beta-free form, the gap, the rise after the validation minimum, and the label with the "
      "clause of the rule that decided it (docs/analysis.md)."),
+    (_figures.advice_table, "Advice per trial",
+     "For each trial labelled overfit (its problem: the gap) or underfit (its problem: the training loss), the "
+     "single-parameter move within the studied range that the Gaussian-process surrogates predict lowers that most, "
+     "with the predicted change of it and of each objective (90% posterior interval), and whether the practitioner's "
+     "notes advise the same direction. No row has a move where no move's interval excludes 0."),
     (_figures.claims_table, "Claims",
      "Each bias-variance claim of the seed notes, its predicted signs, what the study measured and the verdict."),
     (_figures.correlations_table, "Effects",

@@ -108,3 +108,19 @@ def test_what_we_learned_leads_with_counts_the_strongest_shapes_and_the_verdicts
     assert lines[0].endswith(f"Pareto front: {len(pareto)} trials (#{', #'.join(map(str, pareto))})")
     assert lines[1].startswith("effect: learning_rate -> generalization_gap: increasing")  # the gap first, strongest
     assert any(line.startswith("the practitioner's claim on beta") and line.endswith("contradicted") for line in lines)
+
+
+def test_advice_for_the_planted_overfit_and_underfit_trials_names_the_planted_cause(known_study):
+    from _known_study import OVERFIT_TRIAL, UNDERFIT_TRIAL
+
+    analysis = analyze_study(*known_study)
+    by_trial = {item.trial: item for item in analysis.advice}
+    # gap = 0.1 + 0.6 u - 0.3 b and training loss = 4 - 2 u + 0.3 b: the learning rate moves both most
+    overfit, underfit = by_trial[OVERFIT_TRIAL], by_trial[UNDERFIT_TRIAL]
+    assert overfit.label == "overfit" and overfit.parameter == "learning_rate" and overfit.suggested < overfit.current
+    assert overfit.change_high < 0 and overfit.notes_agree is True
+    assert overfit.objectives["eval_nll_loss"][0] > 0  # the price: a higher validation NLL, said beside the advice
+    assert underfit.label == "underfit" and underfit.parameter == "learning_rate"
+    assert underfit.suggested > underfit.current and underfit.target == "train_loss" and underfit.change_high < 0
+    assert all(item.trial in {t.number for t in analysis.completed if t.fit.label in ("overfit", "underfit")}
+               for item in analysis.advice)
