@@ -3,7 +3,7 @@
 `analyze_study(study_name, storage)` -> `StudyAnalysis`: per-trial fit (beta-free losses, generalization gap,
 validation rise after its minimum, underfit / balanced / overfit), importances per objective and for the gap,
 rank correlations with bootstrap CIs, effect shapes (a GP surrogate's partial dependence: increasing, decreasing,
-an optimum inside the range, flat), the seed notes' claims with verdicts, and the seed-to-seed spread of
+an optimum inside the range, flat), the practitioner's claims with verdicts, and the seed-to-seed spread of
 replicates. The report and the export render or write this data; they never read storage themselves.
 """
 

@@ -161,7 +161,7 @@ class SideVerdict:
 
 @dataclass
 class ClaimVerdict:
-    """One bias-variance claim of the seed notes beside what the study measured."""
+    """One bias-variance claim of the practitioner's notes beside what the study measured."""
 
     hyperparameter: str
     parameter: str | None  # the study's parameter tested, None when it was not varied

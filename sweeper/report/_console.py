@@ -101,7 +101,7 @@ def print_analysis(analysis: StudyAnalysis, console: Console | None = None) -> N
                            "\n".join(changes))
         console.print(advice)
 
-    claims = Table(title="The seed notes' bias-variance claims", show_lines=True)
+    claims = Table(title="The practitioner's bias-variance claims", show_lines=True)
     for column in ("hyperparameter", "prediction", "rho gap", "rho train loss"):
         claims.add_column(column)
     claims.add_column("verdict", no_wrap=True, min_width=12)

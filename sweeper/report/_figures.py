@@ -321,7 +321,7 @@ def claims_table(analysis: StudyAnalysis) -> go.Figure:
             [c.reason for c in claims],
             [_sides(c) for c in claims],
         ],
-        "The seed notes' bias-variance claims against this study",
+        "The practitioner's bias-variance claims against this study",
         fill=[["white"] * len(claims)] * 8 + [[VERDICT_COLORS[c.verdict] for c in claims]]
         + [["white"] * len(claims)] * 2,
     )

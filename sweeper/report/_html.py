@@ -44,7 +44,7 @@ SECTIONS = (
      "with the predicted change of it and of each objective (90% posterior interval), and whether the practitioner's "
      "notes advise the same direction. No row has a move where no move's interval excludes 0."),
     (_figures.claims_table, "Claims",
-     "Each bias-variance claim of the seed notes, its predicted signs, what the study measured and the verdict."),
+     "Each bias-variance claim of the practitioner's notes, its predicted signs, what the study measured and the verdict."),
     (_figures.correlations_table, "Effects",
      "Every hyperparameter against every target: rho, its interval, and the difference between the top and "
      "bottom third of the hyperparameter, beside the seed-to-seed SD of that target (the noise floor)."),
