@@ -8,7 +8,17 @@
 from ._curves import CURVES_TABLE, CurvePointRow, CurveStore, create_curves_table
 from ._rdb import beating_trials, open_storage, reading_storage
 from ._slot_lock import TrialSlotLock
-from ._record import RETRIED_FROM, TRIAL_INPUTS_ATTR, WORKER_DIED, config_hash, library_versions, record_failure, record_trial_result, rerun_map, stored_failure_reason
+from ._record import (
+    RETRIED_FROM,
+    TRIAL_INPUTS_ATTR,
+    WORKER_DIED,
+    config_hash,
+    library_versions,
+    record_failure,
+    record_trial_result,
+    rerun_map,
+    stored_failure_reason,
+)
 from ._replicates import REPLICATE_OF, REPLICATE_SEED, REPLICATES_SUFFIX, replicates_study_name
 from ._retry import STORAGE_RETRY_S, StorageFailure, call_with_retries, storage_failures_explained
 from ._url import check_storage_reachable, redact_url, resolve_storage_url

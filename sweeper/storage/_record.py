@@ -44,6 +44,7 @@ def rerun_map(trials: list[Any]) -> dict[int, int]:
     """Failed trial number -> the number of the copy that re-ran its parameters after its worker died."""
     return {t.system_attrs[RETRIED_FROM]: t.number for t in trials if RETRIED_FROM in t.system_attrs}
 
+
 def record_trial_result(
     trial: HasUserAttrs,
     result: TrialResult,

@@ -48,9 +48,10 @@ class StudyInputs:
 
 def study_inputs(spec: StudySpec, dataset_fingerprint: str | None) -> StudyInputs:
     base = build_training_config(read_training_mapping(spec.base_config), dict(spec.fixed), source=str(spec.base_config))
+    dumped = spec.model_dump(mode="json")
     return StudyInputs(
-        space=spec.model_dump(mode="json")["space"],
-        fixed=spec.model_dump(mode="json")["fixed"],
+        space=dumped["space"],
+        fixed=dumped["fixed"],
         base_config_hash=config_hash(base.model_dump(mode="json")),
         dataset_fingerprint=dataset_fingerprint,
     )

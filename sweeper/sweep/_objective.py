@@ -10,11 +10,10 @@ from collections.abc import Callable
 import optuna
 
 from ..config import ConfigError
-from ..storage import CurveStore, config_hash, library_versions, record_failure, record_trial_result
+from ..storage import TRIAL_INPUTS_ATTR, CurveStore, config_hash, library_versions, record_failure, record_trial_result
 from ..study import StudySpec
 from ..training import TrialReuse
 from ..trial import INTERRUPTED, TrialFailure, run_trial
-from ..storage import TRIAL_INPUTS_ATTR
 from ._intermediate import PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
 from ._progress import REPEATED_CONFIGURATION
 

@@ -9,14 +9,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..metrics import INTERRUPTED
-from ..storage import RETRIED_FROM  # system attribute Optuna's retry callback puts on the re-queued copy
+from ..storage import rerun_map
 
 FAILURE_REASON = "failure_reason"
 
 
 def replaced_by_retry(trials: list[FrozenTrial]) -> set[int]:
     """Trial numbers of failed trials that a WAITING/later copy re-runs (their worker died)."""
-    return {t.system_attrs[RETRIED_FROM] for t in trials if RETRIED_FROM in t.system_attrs}
+    return set(rerun_map(trials))
 
 
 REPEATED_CONFIGURATION = "repeated configuration"
