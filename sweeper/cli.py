@@ -93,11 +93,7 @@ def _load_spec(args: argparse.Namespace):
     from .storage import check_storage_reachable, resolve_storage_url
     from .study import load_study_spec
 
-    storage = getattr(args, "storage", None)
-    if getattr(args, "storage_env", None):
-        storage = os.environ.get(args.storage_env)
-        if not storage:
-            raise ConfigError(f"--storage-env {args.storage_env}: that environment variable is not set or empty")
+    storage = _storage_argument(args)
     spec = load_study_spec(args.study, n_trials=getattr(args, "n_trials", None), storage=storage)
     updates = {"storage": resolve_storage_url(spec.storage)}  # absolute, so every worker opens the same file
     if args.command not in ("sweep", "worker"):  # these check it writable, with the data, before the study exists
@@ -107,6 +103,23 @@ def _load_spec(args: argparse.Namespace):
             raise ConfigError(f"--timeout {args.timeout_s:g}: give a positive number of seconds")
         updates["timeout_s"] = args.timeout_s
     return spec.model_copy(update=updates)
+
+
+def _storage_argument(args: argparse.Namespace) -> str | None:
+    """The storage URL given on the command line, by --storage, --storage-env or --storage-file (one of them)."""
+    from .storage import read_storage_file
+
+    given = [f"--{name.replace('_', '-')}" for name in ("storage", "storage_env", "storage_file") if getattr(args, name, None)]
+    if len(given) > 1:
+        raise ConfigError(f"{' and '.join(given)}: give the storage URL one way only")
+    if getattr(args, "storage_env", None):
+        storage = os.environ.get(args.storage_env)
+        if not storage:
+            raise ConfigError(f"--storage-env {args.storage_env}: that environment variable is not set or empty")
+        return storage
+    if getattr(args, "storage_file", None):
+        return read_storage_file(args.storage_file)
+    return getattr(args, "storage", None)
 
 
 def _heartbeat(args: argparse.Namespace):
@@ -364,6 +377,10 @@ def _add_study_arguments(command: argparse.ArgumentParser, runs_trials: bool = T
     command.add_argument(
         "--storage-env", metavar="VAR",
         help="read the storage URL from environment variable VAR, which keeps its password out of the process list",
+    )
+    command.add_argument(
+        "--storage-file", metavar="PATH",
+        help="read the storage URL from a file only you can read (chmod 600), e.g. on a cluster's shared disk",
     )
     if runs_trials:
         command.add_argument("--n-trials", type=int, help="target number of trials, replacing the study file's")

@@ -32,6 +32,8 @@ def stored_failure_reason(trial: Any, reruns: dict[int, int]) -> str | None:
     """A failed trial's reason as stored, or, for one Optuna failed because its worker stopped beating (a finished
     trial can take no more attributes), `worker died`, with the trial that re-ran it. `reruns`: `rerun_map`."""
     reason = trial.user_attrs.get("failure_reason")
+    if reason and trial.number in reruns:  # stopped by SIGTERM and queued again (sweep/_worker.py)
+        return f"{reason} (re-run as trial {reruns[trial.number]})"
     if reason or getattr(trial.state, "name", "") != "FAIL":
         return reason
     # every failure sweeper sees is stored with its reason: a FAIL without one was failed by the heartbeat check

@@ -29,6 +29,29 @@ def redact_url(url: str | URL) -> str:
     return redact_secrets(str(url))
 
 
+def read_storage_file(path: str | Path) -> str:
+    """The storage URL kept in a file (first non-blank line), which keeps a password off command lines, job scripts
+    and logs. The file must be readable by its owner only: a URL other users can read is a shared password."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"--storage-file {path}: no such file; write the storage URL into it (chmod 600)") from None
+    except (IsADirectoryError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--storage-file {path}: not a text file ({type(error).__name__}); give the file that "
+                          "holds the storage URL") from None
+    if os.name == "posix" and mode & 0o077:
+        raise ConfigError(
+            f"--storage-file {path}: other users can read it (mode {mode & 0o777:o}), and it holds the database "
+            f"password. Fix: chmod 600 {path}"
+        )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ConfigError(f"--storage-file {path}: the file is empty; write the storage URL into it")
+    return lines[0]
+
+
 def resolve_storage_url(url: str) -> str:
     """The URL every worker can open: SQLite files made absolute (parent folder created), PostgreSQL pinned to psycopg2.
 

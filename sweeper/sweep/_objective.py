@@ -58,8 +58,17 @@ class TrialObjective:
         self.refuse_repeats = refuse_repeats and not spec.allow_repeats
         self.consecutive_repeats = 0
         self.inputs_digest = inputs_digest  # the version of the study's inputs this worker runs on
+        self.trial_number: int | None = None  # the trial being run, or last run
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
+        self.trial_number = trial.number  # the worker re-queues it when the system stops the worker mid-trial
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt:  # Ctrl-C or a stop signal, wherever in the trial it lands
+            record_failure(trial, INTERRUPTED)
+            raise
+
+    def _run(self, trial: optuna.Trial) -> list[float]:
         if self.on_trial_created:
             self.on_trial_created()
         self.spec.space.suggest(trial)
@@ -82,9 +91,6 @@ class TrialObjective:
                 result = run_trial(config, output_dir, reuse=self.reuse, callbacks=[evaluations])
             except TrialFailure as failure:
                 self._fail(trial, failure)
-            except KeyboardInterrupt:
-                record_failure(trial, INTERRUPTED)
-                raise
         record_trial_result(
             trial, result, config_hash=fingerprint, library_versions=self.versions, device_count=self.device_count
         )

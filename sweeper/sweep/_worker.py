@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from ..storage import CurveStore, TrialSlotLock, beating_trials, open_storage
+from ..metrics import INTERRUPTED
+from ..storage import RETRIED_FROM, CurveStore, TrialSlotLock, beating_trials, open_storage
 from ..study import StudySpec, beta_scaled_warnings
 from ..training import TrialReuse
 from ..trial import TrialFailure
@@ -19,11 +21,15 @@ from ._identity import StudyInputs
 from ._objective import TrialObjective
 from ._optuna_study import open_study
 from ._progress import ProgressLine, trials_toward_target
+from ._signals import StopRequested
 
 log = logging.getLogger(__name__)
 
 
 MAX_CONSECUTIVE_REPEATS = 20
+# A trial stopped by SIGTERM (a scheduler's cancel or preemption, a pod's eviction) goes back into the queue this many
+# times at most; a configuration that keeps being stopped is then left to the sampler.
+MAX_REQUEUES_AFTER_STOP = 3
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,29 @@ def requeue_dead_workers_trials(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def requeue_stopped_trial(study: optuna.Study, number: int | None) -> int | None:
+    """Queue a copy (same parameters, WAITING) of trial `number` if it was stored as FAIL `interrupted`, so that the
+    next worker to ask, or this study resumed, runs it first. Returns the copy's number, or None. The copy carries
+    Optuna's retry attributes, as a heartbeat re-queue does, and none of the failed trial's user attributes."""
+    if number is None:
+        return None
+    trial = study.get_trials(deepcopy=False)[number]
+    if trial.state != TrialState.FAIL or trial.user_attrs.get("failure_reason") != INTERRUPTED:
+        return None
+    history = [*trial.system_attrs.get("retry_history", []), number]
+    if len(history) > MAX_REQUEUES_AFTER_STOP:
+        return None
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            system_attrs={RETRIED_FROM: history[0], "retry_history": history},
+        )
+    )
+    return study.get_trials(deepcopy=False)[-1].number
+
+
 def run_worker(
     spec: StudySpec,
     heartbeat: HeartbeatSettings = HeartbeatSettings(),
@@ -57,7 +86,7 @@ def run_worker(
     allow_changed_inputs: bool = False,
 ) -> optuna.Study:
     """Run trials until the target or timeout. Ctrl-C propagates as KeyboardInterrupt after the running trial
-    is recorded as FAIL with reason `interrupted`. `inputs` (from `check_study_inputs`) are checked against what
+    is recorded as FAIL with reason `interrupted`; after SIGTERM a copy of that trial is queued as well. `inputs` (from `check_study_inputs`) are checked against what
     the study was built on, and each trial records their version."""
     storage = open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
     study = open_study(spec, storage, inputs, allow_changed_inputs)
@@ -87,7 +116,17 @@ def run_worker(
                 if reached and not beating_trials(study):
                     break
                 if not reached:
-                    study.optimize(objective, n_trials=1, catch=(TrialFailure,))
+                    try:
+                        study.optimize(objective, n_trials=1, catch=(TrialFailure,))
+                    except StopRequested as stop:
+                        # SIGTERM is the system stopping this worker (scancel, preemption, eviction), not the user
+                        # giving up on the trial: the configuration goes back into the queue
+                        if stop.signum == signal.SIGTERM:
+                            copy = requeue_stopped_trial(study, objective.trial_number)
+                            if copy is not None:
+                                log.warning("trial %d interrupted by SIGTERM: queued again as trial %d",
+                                            objective.trial_number, copy)
+                        raise
                     if objective.consecutive_repeats >= MAX_CONSECUTIVE_REPEATS:
                         log.warning(
                             "the sampler proposed %d configurations in a row that trials had already run: the space "

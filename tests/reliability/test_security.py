@@ -140,3 +140,35 @@ def test_a_mistyped_url_from_the_environment_never_shows_its_password(command, u
     out, err = capsys.readouterr()
     assert code == 2 and err.startswith("error: ")
     assert "s3cret-env" not in out + err and "***" in err
+
+
+def test_a_storage_file_others_can_read_is_refused_with_the_fix(tmp_path, capsys):
+    from sweeper.cli import main
+
+    url_file = tmp_path / "storage-url"
+    url_file.write_text("postgresql://sweeper:s3cret-file@127.0.0.1/test\n")
+    url_file.chmod(0o644)
+    code = main(["status", str(REPO_ROOT / "studies" / "default.yaml"), "--storage-file", str(url_file)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"chmod 600 {url_file}" in err and "644" in err
+    assert "s3cret-file" not in err
+
+
+def test_a_storage_file_readable_by_its_owner_only_gives_the_url(tmp_path, capsys):
+    from sweeper.cli import main
+
+    url_file = tmp_path / "storage-url"
+    url_file.write_text(f"\n  sqlite:///{tmp_path / 'elsewhere.db'}  \n")
+    url_file.chmod(0o600)
+    code = main(["status", str(REPO_ROOT / "studies" / "default.yaml"), "--storage-file", str(url_file)])
+    err = capsys.readouterr().err
+    assert code == 2 and "elsewhere.db" in err  # read from the file: no such study there yet
+
+
+def test_the_storage_url_is_given_one_way_only(tmp_path, capsys, monkeypatch):
+    from sweeper.cli import main
+
+    monkeypatch.setenv("SWEEPER_SECURITY_URL", "sqlite:///a.db")
+    code = main(["status", str(REPO_ROOT / "studies" / "default.yaml"), "--storage", "sqlite:///b.db",
+                 "--storage-env", "SWEEPER_SECURITY_URL"])
+    assert code == 2 and "--storage and --storage-env: give the storage URL one way only" in capsys.readouterr().err

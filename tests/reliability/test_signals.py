@@ -70,5 +70,51 @@ def test_workers_stop_when_their_launcher_is_killed_outright(write_fast_study):
     gone, alive = psutil.wait_procs(workers, timeout=60)
     assert not alive, "workers outlived their launcher"
     trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
-    assert {t.user_attrs.get("failure_reason") for t in trials} == {"interrupted"}
+    # the parent-death signal is SIGTERM: each worker stored its trial as interrupted and queued a copy for the resume
+    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    assert {t.user_attrs.get("failure_reason") for t in interrupted} == {"interrupted"} and len(interrupted) == 2
+    copies = [t for t in trials if t.state == TrialState.WAITING]
+    assert sorted(t.system_attrs["failed_trial"] for t in copies) == sorted(t.number for t in interrupted)
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_worker_queues_its_trial_again_with_the_same_parameters(write_fast_study):
+    from sweeper.sweep import status_rows
+
+    study_file = write_fast_study(n_trials=2, training={"orpo.max_steps": 400})
+    spec = load_study_spec(study_file)
+    worker = _sweeper("worker", str(study_file), "--no-progress", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while not (_study_exists(spec) and optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials(
+            deepcopy=False, states=(TrialState.RUNNING,))):
+        assert time.monotonic() < deadline and worker.poll() is None, "no trial ever ran"
+        time.sleep(0.5)
+    worker.send_signal(signal.SIGTERM)  # as `scancel`, a preemption or a pod's eviction stops a worker
+    _, stderr = worker.communicate(timeout=120)
+    assert worker.returncode == 128 + signal.SIGTERM, stderr
+    assert "trial 0 interrupted by SIGTERM: queued again as trial 1" in stderr
+    study = optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+    failed, copy = study.get_trials()
+    assert (failed.state, copy.state) == (TrialState.FAIL, TrialState.WAITING)
+    assert copy.params == failed.params and copy.system_attrs["failed_trial"] == 0
+    assert "failure_reason" not in copy.user_attrs  # the copy runs as a new trial, not as a failed one
+    rows = status_rows(study)
+    assert rows[0]["failure_reason"] == "interrupted (re-run as trial 1)"
+
+
+def test_only_an_interrupted_trial_is_queued_again(tmp_path):
+    """A trial that failed on its own is not re-run, and a copy is made once."""
+    from sweeper.sweep._worker import requeue_stopped_trial
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'q.db'}", directions=["minimize", "maximize"])
+    distributions = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for reason in ("interrupted", "non-finite objective"):
+        study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, params={"x": 0.5}, distributions=distributions,
+                                                  user_attrs={"failure_reason": reason}))
+    assert requeue_stopped_trial(study, 1) is None  # a failed run is not re-run
+    assert requeue_stopped_trial(study, 0) == 2
+    assert requeue_stopped_trial(study, 2) is None  # the copy is WAITING, not failed
+    copy = study.get_trials()[2]
+    assert copy.state == TrialState.WAITING and copy.params == {"x": 0.5}
+    assert copy.system_attrs["retry_history"] == [0]
 
