@@ -96,7 +96,7 @@ def _load_spec(args: argparse.Namespace):
     storage = _storage_argument(args)
     spec = load_study_spec(args.study, n_trials=getattr(args, "n_trials", None), storage=storage)
     updates = {"storage": resolve_storage_url(spec.storage)}  # absolute, so every worker opens the same file
-    if args.command not in ("sweep", "worker"):  # these check it writable, with the data, before the study exists
+    if args.command not in ("sweep", "worker", "launch"):  # these check it writable (launch: reachable) themselves
         check_storage_reachable(updates["storage"], writable=False)
     if getattr(args, "timeout_s", None) is not None:
         if args.timeout_s <= 0:  # model_copy skips the study file's own check
@@ -371,6 +371,80 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     return 0 if all(run.state == "COMPLETE" for run in runs) else 1
 
 
+def _worker_options(args: argparse.Namespace):
+    from .launch import WorkerOptions
+
+    return WorkerOptions(
+        n_trials=args.n_trials, timeout_s=args.timeout_s, heartbeat_interval_s=args.heartbeat_interval,
+        grace_period_s=args.grace_period, allow_changed_inputs=args.allow_changed_inputs,
+    )
+
+
+def cmd_launch_slurm(args: argparse.Namespace) -> int:
+    import shlex
+
+    from sqlalchemy.engine import make_url
+
+    from .launch import SlurmOptions, slurm_launch, write_storage_file
+    from .storage import check_storage_reachable, redact_url
+
+    spec = _load_spec(args)
+    options = SlurmOptions(
+        nodes=args.nodes, gpus_per_node=args.gpus_per_node, cpus_per_worker=args.cpus_per_worker,
+        partition=args.partition, time=args.time, account=args.account, memory=args.mem,
+        setup=tuple(args.setup), sbatch_options=tuple(args.sbatch_option),
+    )
+    if make_url(spec.storage).get_backend_name() == "sqlite" and options.nodes > 1:
+        raise ConfigError(
+            f"{args.study}: storage {redact_url(spec.storage)} is a SQLite file, which {options.nodes} nodes cannot "
+            "share safely (file locks over a network file system fail). Fix: --storage-file with a postgresql:// "
+            "URL, or --nodes 1"
+        )
+    if not args.dry_run and not args.skip_storage_check:
+        check_storage_reachable(spec.storage)  # a SQLite file may not exist yet: the first worker creates it
+    folder = (Path(args.output) if args.output else Path("runs") / spec.study_name / "slurm").absolute()
+    storage_file = Path(args.storage_file).absolute() if args.storage_file else write_storage_file(folder, spec.storage)
+    launch = slurm_launch(
+        Path(args.study), spec.study_name, storage_file, options, _worker_options(args), folder,
+        python=args.python or sys.executable, submit=not args.dry_run,
+        hide_from_jobs=(args.storage_env,) if args.storage_env else (),
+    )
+    print(f"wrote {launch.worker_script} ({options.nodes} node(s) x {max(options.gpus_per_node, 1)} worker(s)) and "
+          f"{launch.report_script}; storage URL in {launch.storage_file} (mode 600)")
+    if args.dry_run:
+        print("submit with:\n  " + "\n  ".join(launch.submit_commands()))
+        return 0
+    print(f"submitted worker job {launch.worker_job} and report job {launch.report_job} (after every worker ends)\n"
+          f"logs: {launch.folder / 'logs'}\nprogress: sweeper status {shlex.quote(args.study)} --storage-file "
+          f"{shlex.quote(str(launch.storage_file))}")
+    return 0
+
+
+def cmd_launch_k8s(args: argparse.Namespace) -> int:
+    from .launch import KubernetesOptions, kubernetes_manifest
+    from .study import load_study_spec
+
+    spec = load_study_spec(args.study, n_trials=args.n_trials)  # the storage is the Secret's, not the study file's
+    options = KubernetesOptions(
+        image=args.image, workers=args.workers, gpus_per_worker=args.gpus_per_worker, secret=args.secret,
+        namespace=args.namespace, command=tuple(args.entrypoint.split()), workdir=args.workdir, cpu=args.cpu,
+        memory=args.memory, with_postgres=args.with_postgres,
+    )
+    study_file = args.study_in_image or args.study
+    manifest = kubernetes_manifest(study_file, spec.study_name, options, _worker_options(args))
+    if args.output == "-":
+        print(manifest, end="")
+        return 0
+    output = Path(args.output) if args.output else Path("runs") / spec.study_name / "k8s" / "sweeper.yaml"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(manifest, encoding="utf-8")
+    print(f"wrote {output}: {options.workers} worker pod(s)"
+          f"{' and a PostgreSQL StatefulSet' if options.with_postgres else ''}\n"
+          f"first: kubectl create secret generic {options.secret} --from-literal=url='postgresql://...'"
+          f"{' --from-literal=password=...' if options.with_postgres else ''}\nthen: kubectl apply -f {output}")
+    return 0
+
+
 def _add_study_arguments(command: argparse.ArgumentParser, runs_trials: bool = True) -> None:
     command.add_argument("study", help="a study file, e.g. studies/default.yaml")
     command.add_argument("--storage", help="storage URL, replacing the study file's (e.g. postgresql://host/db)")
@@ -455,6 +529,52 @@ def build_parser() -> argparse.ArgumentParser:
     replicate.add_argument("--top", type=int, required=True, help="how many Pareto trials, best first objective first")
     replicate.add_argument("--seeds", type=int, required=True, help="how many other seeds per trial")
     replicate.set_defaults(handler=cmd_replicate)
+
+    launch = commands.add_parser("launch", help="start a study's workers through a scheduler: SLURM or Kubernetes")
+    schedulers = launch.add_subparsers(dest="scheduler", required=True)
+    slurm = schedulers.add_parser(
+        "slurm", help="write and submit a SLURM job array of workers (one per GPU on each node) and a report job",
+    )
+    _add_study_arguments(slurm)
+    slurm.add_argument("--nodes", type=int, default=1, help="nodes, one array task each (default 1)")
+    slurm.add_argument("--gpus-per-node", type=int, default=0, help="GPUs per node, one worker each (0: one CPU worker)")
+    slurm.add_argument("--cpus-per-worker", type=int, default=4, help="CPU cores per worker (default 4)")
+    slurm.add_argument("--partition", help="SLURM partition")
+    slurm.add_argument("--time", help="time limit per job, e.g. 12:00:00 (at the limit, running trials are re-queued)")
+    slurm.add_argument("--account", help="SLURM account to charge")
+    slurm.add_argument("--mem", help="memory per node, e.g. 64G")
+    slurm.add_argument("--setup", action="append", default=[], metavar="LINE",
+                       help="a shell line each job runs first, e.g. 'module load cuda' (repeatable)")
+    slurm.add_argument("--sbatch-option", action="append", default=[], metavar="OPTION",
+                       help="one more #SBATCH option, e.g. --qos=high (repeatable)")
+    slurm.add_argument("--python", help="the Python that has sweeper on the nodes (default: this one)")
+    slurm.add_argument("-o", "--output", help="folder for the job scripts and logs (default runs/<study>/slurm)")
+    slurm.add_argument("--dry-run", action="store_true", help="write the job scripts and print how to submit them")
+    slurm.add_argument("--skip-storage-check", action="store_true",
+                       help="submit although this machine cannot reach the storage (the nodes can)")
+    slurm.set_defaults(handler=cmd_launch_slurm)
+
+    k8s = schedulers.add_parser("k8s", help="write a Kubernetes Indexed Job of workers (and optionally PostgreSQL)")
+    k8s.add_argument("study", help="a study file, e.g. studies/default.yaml")
+    k8s.add_argument("--image", required=True, help="container image with sweeper, the study file and its data")
+    k8s.add_argument("--workers", type=int, default=1, help="worker pods (default 1)")
+    k8s.add_argument("--gpus-per-worker", type=int, default=1, help="GPUs per pod (default 1; 0: CPU workers)")
+    k8s.add_argument("--secret", default="sweeper-storage", help="Secret whose key `url` holds the storage URL")
+    k8s.add_argument("--namespace", help="namespace of the resources")
+    k8s.add_argument("--entrypoint", default="sweeper", help="the image's sweeper command (default: sweeper)")
+    k8s.add_argument("--workdir", help="working folder in the image, where the study file's paths resolve")
+    k8s.add_argument("--study-in-image", help="the study file's path inside the image (default: as given)")
+    k8s.add_argument("--cpu", default="4", help="CPU request per pod (default 4)")
+    k8s.add_argument("--memory", default="16Gi", help="memory request and limit per pod (default 16Gi)")
+    k8s.add_argument("--with-postgres", action="store_true",
+                     help="add a PostgreSQL StatefulSet and Service (password from the Secret's key `password`)")
+    k8s.add_argument("--n-trials", type=int, help="target number of trials, replacing the study file's")
+    k8s.add_argument("--timeout", type=float, dest="timeout_s", help="stop starting trials after this many seconds")
+    k8s.add_argument("--heartbeat-interval", type=int, help="seconds between worker heartbeats")
+    k8s.add_argument("--grace-period", type=int, help="a trial silent this long is failed and queued again")
+    k8s.add_argument("--allow-changed-inputs", action="store_true", help="as for `sweeper worker`")
+    k8s.add_argument("-o", "--output", help="the manifest file (default runs/<study>/k8s/sweeper.yaml; - for stdout)")
+    k8s.set_defaults(handler=cmd_launch_k8s)
     return parser
 
 
