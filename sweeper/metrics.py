@@ -57,6 +57,7 @@ class TrialResult:
     micro_batch_size: int = 0
     gradient_accumulation_steps: int = 0
     dataset_fingerprint: str = ""  # of the rows as loaded: the same data gives the same fingerprint
+    bf16: bool | None = None  # the precision the trial trained in, once `bf16: auto` met the device
     notes: list[str] = field(default_factory=list)
 
     def curve(self, metric: str, split: str = EVAL) -> list[tuple[int, float]]:

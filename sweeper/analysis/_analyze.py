@@ -238,6 +238,7 @@ def _trial_rows(
                 dataset_fingerprint=attrs.get("dataset_fingerprint"),
                 train_rows=attrs.get("train_rows"),
                 eval_rows=attrs.get("eval_rows"),
+                bf16=attrs.get("bf16") if isinstance(attrs.get("bf16"), bool) else None,
             )
         )
     return rows

@@ -97,6 +97,7 @@ class TrialRow:
     dataset_fingerprint: str | None
     train_rows: int | None = None  # pairs the trial trained and validated on, after drops and caps
     eval_rows: int | None = None
+    bf16: bool | None = None  # the precision it trained in (None: stored before sweeper recorded it)
 
 
 @dataclass

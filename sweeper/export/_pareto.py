@@ -1,7 +1,9 @@
 """`sweeper export`: one training config per Pareto-front trial, in the schema of `configs/*.yaml`, and a manifest.
 
-Reads only the analysis. Each file is the trial's stored `training_config`, validated again by the config schema
-and parsed by TRL's and PEFT's own classes, so `sweeper trial DIR/trial-0007.yaml` re-runs the trial.
+Reads only the analysis. Each file is the trial's stored `training_config`, `bf16: auto` replaced by the precision
+the trial trained in, validated again by the config schema and parsed by TRL's and PEFT's own classes, so
+`sweeper trial DIR/trial-0007.yaml` re-runs the trial and TRL's `HfArgumentParser((ORPOConfig,))` takes its `orpo:`
+section as it is.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def _checked_config(analysis: StudyAnalysis, trial: TrialRow) -> TrainingConfig:
             f"{where} is missing, so the trial cannot be exported; it was stored by a sweeper that did not record it. "
             "Re-run the trial with `sweeper sweep`"
         )
-    config = build_training_config(trial.training_config, source=where)
+    config = _as_it_ran(build_training_config(trial.training_config, source=where), trial)
     # Lazy: the training stage pulls in torch and TRL, which only this check needs.
     from ..training import parse_with_trl_and_peft
 
@@ -72,7 +74,25 @@ def _checked_config(analysis: StudyAnalysis, trial: TrialRow) -> TrainingConfig:
     return config
 
 
-def _header(analysis: StudyAnalysis, trial: TrialRow, path: Path) -> str:
+def _as_it_ran(config: TrainingConfig, trial: TrialRow) -> TrainingConfig:
+    """`orpo.bf16: auto` replaced by the precision the trial trained in, where stored: TRL's ORPOConfig takes only
+    a boolean (its own default, bf16 on, fails on a CPU), and the re-run should train as the trial did."""
+    if config.orpo.bf16 != "auto" or trial.bf16 is None:
+        return config
+    return config.model_copy(update={"orpo": config.orpo.model_copy(update={"bf16": trial.bf16})})
+
+
+def _precision_note(config: TrainingConfig, trial: TrialRow) -> str:
+    if config.orpo.bf16 == "auto":  # stored by a sweeper that did not record the precision
+        return ("# orpo.bf16: auto (the trial's precision was not stored): sweeper resolves it per device; for TRL's "
+                "own ORPOConfig set true or false.\n")
+    if trial.bf16:
+        return ("# orpo.bf16: true, as the trial trained; TRL and sweeper accept it only on a device with bf16 (on a "
+                "CPU set false, or pass use_cpu to TRL).\n")
+    return ""
+
+
+def _header(analysis: StudyAnalysis, trial: TrialRow, path: Path, config: TrainingConfig) -> str:
     values = ", ".join(
         f"{o.name} = {trial.values[o.name]:.6g} ({o.direction})" for o in analysis.objectives
     )
@@ -81,6 +101,7 @@ def _header(analysis: StudyAnalysis, trial: TrialRow, path: Path) -> str:
         f"# Pareto-front trial {trial.number} of study {analysis.study_name} ({analysis.storage}).\n"
         f"# {values}{fit}\n"
         f"# Re-run it: sweeper trial {path}\n"
+        + _precision_note(config, trial)
     )
 
 
@@ -100,7 +121,7 @@ def export_pareto(analysis: StudyAnalysis, out_dir: str | Path) -> ExportManifes
     )
     for trial, config in configs:
         path = out_dir / trial_file_name(trial.number)
-        path.write_text(_header(analysis, trial, path) + config_to_yaml(config), encoding="utf-8")
+        path.write_text(_header(analysis, trial, path, config) + config_to_yaml(config), encoding="utf-8")
         manifest.trials.append(
             ExportedTrial(
                 number=trial.number,
@@ -110,7 +131,8 @@ def export_pareto(analysis: StudyAnalysis, out_dir: str | Path) -> ExportManifes
                 seed=config.seed,
                 fit_label=trial.fit.label if trial.fit else None,
                 config_hash=trial.config_hash or NOT_STORED,
-                # what was written; equal to the stored hash unless the config schema gained defaults since
+                # what was written: differs from the stored hash where `bf16: auto` became the trial's precision,
+                # or where the config schema gained defaults since
                 exported_config_hash=config_hash(config.model_dump(mode="json")),
                 library_versions=trial.library_versions or NOT_STORED,
                 dataset_fingerprint=trial.dataset_fingerprint or NOT_STORED,

@@ -79,6 +79,7 @@ def record_trial_result(
         train_rows=result.train_rows,
         eval_rows=result.eval_rows,
         dataset_fingerprint=result.dataset_fingerprint or None,
+        bf16=result.bf16,  # what `bf16: auto` became on the trial's device: an export re-runs it the same way
         config_hash=config_hash,
         library_versions=dict(library_versions),
     )

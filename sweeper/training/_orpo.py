@@ -422,6 +422,7 @@ def run_orpo(
         micro_batch_size=config.orpo.per_device_train_batch_size,
         gradient_accumulation_steps=config.orpo.gradient_accumulation_steps,
         dataset_fingerprint=pairs.data_fingerprint,
+        bf16=bool(trainer.args.bf16),
         notes=list(pairs.warnings),
     )
 

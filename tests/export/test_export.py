@@ -14,6 +14,7 @@ from sweeper.cli import main
 from sweeper.export import MANIFEST_JSON, MANIFEST_YAML, export_pareto, trial_file_name
 from sweeper.analysis import analyze_study
 from sweeper.config import TrainingConfig
+from sweeper.storage import config_hash
 from sweeper.study import load_study_spec
 
 pytestmark = pytest.mark.integration
@@ -45,22 +46,25 @@ def test_sweep_writes_report_and_export_and_an_exported_trial_reproduces(
     stored = study.trials[entry["number"]]
     assert entry["values"] == dict(zip(spec.objective_names, stored.values))
     assert entry["params"] == stored.params
-    assert entry["config_hash"] == stored.user_attrs["config_hash"] == entry["exported_config_hash"]
+    assert entry["config_hash"] == stored.user_attrs["config_hash"]
     assert entry["library_versions"]["trl"] == stored.user_attrs["library_versions"]["trl"]
     assert entry["dataset_fingerprint"] == stored.user_attrs["dataset_fingerprint"] != "not stored"
 
     exported = export_dir / entry["file"]
     sections = yaml.safe_load(exported.read_text())
     assert set(sections) == set(TrainingConfig.model_fields)  # the schema of configs/*.yaml, every section
-    assert sections == stored.user_attrs["training_config"]
+    # the stored config, but `bf16: auto` is what the trial trained in (float32 on this CPU)
+    stored_config = stored.user_attrs["training_config"]
+    assert stored_config["orpo"]["bf16"] == "auto" and stored.user_attrs["bf16"] is False
+    assert sections == {**stored_config, "orpo": {**stored_config["orpo"], "bf16": False}}
+    assert entry["exported_config_hash"] == config_hash(sections) != entry["config_hash"]
 
-    # TRL's own parser takes the orpo section (bf16 `auto` means off on a CPU) and PEFT's LoraConfig the lora one
+    # TRL's own parser takes the orpo section as it is, and PEFT's LoraConfig the lora one
     from peft import LoraConfig
     from transformers import HfArgumentParser
     from trl.experimental.orpo import ORPOConfig
 
-    orpo = {**sections["orpo"], "bf16": False, "use_cpu": True}
-    (orpo_config,) = HfArgumentParser((ORPOConfig,)).parse_dict(orpo, allow_extra_keys=False)
+    (orpo_config,) = HfArgumentParser((ORPOConfig,)).parse_dict(sections["orpo"], allow_extra_keys=False)
     assert orpo_config.learning_rate == stored.params["learning_rate"]
     assert orpo_config.per_device_train_batch_size == stored.params["per_device_train_batch_size"]
     assert LoraConfig(**sections["lora"]).lora_dropout == sections["lora"]["lora_dropout"]
