@@ -21,7 +21,8 @@ from ._record import (
 )
 from ._replicates import REPLICATE_OF, REPLICATE_SEED, REPLICATES_SUFFIX, replicates_study_name
 from ._retry import STORAGE_RETRY_S, StorageFailure, call_with_retries, storage_failures_explained
-from ._url import check_storage_reachable, read_storage_file, redact_url, resolve_storage_url
+from ._reachable import check_storage_reachable
+from ._url import read_storage_file, redact_url, resolve_storage_url
 
 __all__ = [
     "RETRIED_FROM",

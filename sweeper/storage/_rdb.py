@@ -13,7 +13,8 @@ from sweeper.config import ConfigError
 
 from ._curves import create_curves_table
 from ._retry import RetryingRDBStorage, call_with_retries
-from ._url import check_storage_reachable, engine_options, resolve_storage_url
+from ._reachable import check_storage_reachable
+from ._url import engine_options, resolve_storage_url
 
 
 def open_storage(
