@@ -1,12 +1,12 @@
-"""Hypervolume history of a multi-objective study, with Optuna's own hypervolume computation."""
+"""Hypervolume history of a multi-objective study, with Optuna's own hypervolume computation (a private module of
+Optuna's, reached through storage/_optuna_internals.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-from optuna._hypervolume import compute_hypervolume
-
+from ..storage import compute_hypervolume
 from ._data import HypervolumeHistory
 
 REFERENCE_MARGIN = 0.1  # the reference point lies this share of each objective's range beyond its worst value

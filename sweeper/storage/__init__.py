@@ -8,8 +8,8 @@
 from ._curves import CURVES_TABLE, CurvePointRow, CurveStore, create_curves_table
 from ._rdb import beating_trials, open_storage, reading_storage
 from ._slot_lock import TrialSlotLock
+from ._optuna_internals import RETRIED_FROM, RETRY_HISTORY, compute_hypervolume, storage_url
 from ._record import (
-    RETRIED_FROM,
     TRIAL_INPUTS_ATTR,
     WORKER_DIED,
     config_hash,
@@ -26,6 +26,9 @@ from ._url import read_storage_file, redact_url, resolve_storage_url
 
 __all__ = [
     "RETRIED_FROM",
+    "RETRY_HISTORY",
+    "compute_hypervolume",
+    "storage_url",
     "WORKER_DIED",
     "rerun_map",
     "stored_failure_reason",

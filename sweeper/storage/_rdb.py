@@ -13,6 +13,7 @@ from sweeper.config import ConfigError
 
 from ._curves import create_curves_table
 from ._retry import RetryingRDBStorage, call_with_retries
+from ._optuna_internals import HEARTBEAT_TABLE, rdb_storage, trial_id
 from ._reachable import check_storage_reachable
 from ._url import engine_options, resolve_storage_url
 
@@ -88,14 +89,14 @@ def beating_trials(study: optuna.Study) -> list[int]:
     """Numbers of the study's RUNNING trials that have sent a heartbeat, so will be found stale if their worker dies.
     A RUNNING trial that never beat (asked outside `optimize`, or its worker died before the first beat) is left out:
     waiting for it would never end."""
-    running = {t._trial_id: t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    running = {trial_id(t): t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     if not running:
         return []
-    query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+    query = sqlalchemy.text(f"SELECT trial_id FROM {HEARTBEAT_TABLE} WHERE trial_id IN :ids").bindparams(
         sqlalchemy.bindparam("ids", expanding=True)
     )
 
-    rdb = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDBStorage in a cache
+    rdb = rdb_storage(study)
 
     def read_beating_ids() -> list[int]:
         with rdb.engine.connect() as connection:

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 from sweeper.metrics import TrialResult
 
+from ._optuna_internals import RETRIED_FROM
+
 # Distribution names as pip knows them; read from metadata so that recording never imports torch or TRL.
 TRACKED_DISTRIBUTIONS = ("torch", "transformers", "trl", "peft", "optuna", "datasets", "sqlalchemy")
 NOT_INSTALLED = "not installed"
@@ -24,7 +26,6 @@ class HasUserAttrs(Protocol):
 
 # trial user attribute: the version (digest) of the study inputs the trial ran on (see sweep/_identity.py)
 TRIAL_INPUTS_ATTR = "study_inputs"
-RETRIED_FROM = "failed_trial"  # system attribute Optuna's heartbeat retry puts on the re-queued copy
 WORKER_DIED = "worker died"
 
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import optuna
 import sqlalchemy
 
+from ._optuna_internals import PRIVATE_CREATE_METHOD, PRIVATE_STORAGE_METHODS
 from ._url import driver_message, redact_url
 
 log = logging.getLogger(__name__)
@@ -150,13 +151,11 @@ _RETRIED_METHODS = (
     "get_all_studies", "set_trial_param", "get_trial_id_from_study_id_trial_number",
     "get_trial_number_from_id", "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
     "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials", "get_best_trial", "get_trial_params",
-    "get_trial_user_attrs", "get_trial_system_attrs", "_get_stale_trial_ids",
-    # what Optuna's cache in front of the storage (every study has one) calls instead of the public methods
-    "_get_trials", "_set_trial_param", "_get_best_trial_id",
+    "get_trial_user_attrs", "get_trial_system_attrs", *PRIVATE_STORAGE_METHODS,
 )
 # Creating a trial is retried only when nothing was sent (`nothing_was_sent`): its commit may land just before the
 # connection drops, and a blind retry would leave a second RUNNING trial that no worker runs.
-_CREATE_METHODS = ("create_new_trial", "_create_new_trial")
+_CREATE_METHODS = ("create_new_trial", PRIVATE_CREATE_METHOD)
 _outermost = threading.local()
 
 

@@ -8,7 +8,7 @@ import warnings
 import optuna
 
 from ..config import ConfigError
-from ..storage import redact_url
+from ..storage import redact_url, storage_url
 from ..study import StudySpec, build_pruner, build_sampler
 from ._identity import INPUTS_ATTR, INPUTS_HISTORY_ATTR, StudyInputs, changed_inputs, refuse_changed_inputs
 
@@ -63,7 +63,7 @@ def _check_same_inputs(spec: StudySpec, study: optuna.Study, inputs: StudyInputs
     if not changes:
         return
     if not allow_changed:
-        url = getattr(study._storage, "url", "")
+        url = storage_url(study)
         raise refuse_changed_inputs(spec, redact_url(url) if url else "the storage", changes)
     history = list(study.user_attrs.get(INPUTS_HISTORY_ATTR, []))
     study.set_user_attr(INPUTS_HISTORY_ATTR, [*history, stored])
@@ -74,7 +74,7 @@ def _check_same_objectives(spec: StudySpec, study: optuna.Study) -> None:
     stored_directions = [d.name.lower() for d in study.directions]
     stored_names = study.metric_names
     if stored_directions != spec.directions or (stored_names and stored_names != spec.objective_names):
-        url = getattr(study._storage, "url", "")
+        url = storage_url(study)
         raise ConfigError(
             f"study_name: {spec.study_name!r} already exists in {redact_url(url) if url else 'the storage'} with "
             f"objectives {stored_names or '?'} ({', '.join(stored_directions)}), but the study file asks for "

@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..metrics import INTERRUPTED
-from ..storage import RETRIED_FROM, CurveStore, TrialSlotLock, beating_trials, open_storage
+from ..storage import RETRIED_FROM, RETRY_HISTORY, CurveStore, TrialSlotLock, beating_trials, open_storage
 from ..study import StudySpec, beta_scaled_warnings
 from ..training import TrialReuse
 from ..trial import TrialFailure
@@ -63,7 +63,7 @@ def requeue_stopped_trial(study: optuna.Study, number: int | None) -> int | None
     trial = study.get_trials(deepcopy=False)[number]
     if trial.state != TrialState.FAIL or trial.user_attrs.get("failure_reason") != INTERRUPTED:
         return None
-    history = [*trial.system_attrs.get("retry_history", []), number]
+    history = [*trial.system_attrs.get(RETRY_HISTORY, []), number]
     if len(history) > MAX_REQUEUES_AFTER_STOP:
         return None
     study.add_trial(
@@ -71,7 +71,7 @@ def requeue_stopped_trial(study: optuna.Study, number: int | None) -> int | None
             state=TrialState.WAITING,
             params=trial.params,
             distributions=trial.distributions,
-            system_attrs={RETRIED_FROM: history[0], "retry_history": history},
+            system_attrs={RETRIED_FROM: history[0], RETRY_HISTORY: history},
         )
     )
     return study.get_trials(deepcopy=False)[-1].number

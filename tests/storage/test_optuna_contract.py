@@ -1,0 +1,102 @@
+"""The Optuna internals sweeper relies on (sweeper/storage/_optuna_internals.py), checked against the installed
+Optuna: when an upgrade changes one, this fails naming it, instead of a sweep misbehaving quietly."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import tomllib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from sweeper.storage import _optuna_internals as internals
+from sweeper.storage import _retry
+from sweeper.storage import open_storage
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_installed_optuna_is_the_minor_version_the_internals_were_read_from():
+    installed = ".".join(optuna.__version__.split(".")[:2])
+    assert installed == internals.OPTUNA_TESTED_MINOR, (
+        f"Optuna {optuna.__version__} is installed; sweeper/storage/_optuna_internals.py was checked against "
+        f"{internals.OPTUNA_TESTED_MINOR}. Re-read each internal there, then update OPTUNA_TESTED_MINOR and the pin"
+    )
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    (pin,) = [d for d in pyproject["project"]["dependencies"] if re.match(r"optuna[>=<]", d)]
+    low, high = re.fullmatch(r"optuna>=([\d.]+),<([\d.]+)", pin).groups()
+    assert low == internals.OPTUNA_TESTED_MINOR and high.split(".")[1] == str(int(low.split(".")[1]) + 1)
+
+
+@pytest.mark.parametrize("name", [*internals.PRIVATE_STORAGE_METHODS, internals.PRIVATE_CREATE_METHOD])
+def test_every_private_storage_method_sweeper_wraps_exists(name):
+    method = getattr(optuna.storages.RDBStorage, name, None)
+    assert callable(method), f"optuna.storages.RDBStorage.{name} is gone: _retry.py wraps it for retries"
+    assert name in inspect.getsource(optuna.storages._CachedStorage), (
+        f"Optuna's cache no longer calls RDBStorage.{name}: check what it calls instead and wrap that in _retry.py"
+    )
+
+
+def test_every_database_session_of_a_trial_runs_inside_a_retried_method(tmp_path, monkeypatch):
+    """What the cache calls is what _retry.py must wrap: a session opened outside any retried method would fail on a
+    database restart instead of riding through it."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'c.db'}", heartbeat_interval_s=1, grace_period_s=5)
+    unprotected = []
+    from optuna.storages._rdb import storage as rdb_module
+
+    original = getattr(rdb_module, "_create_scoped_session", None)
+    assert original is not None, "optuna's _create_scoped_session is gone: update this test's probe"
+
+    def probe(*args, **kwargs):
+        if not getattr(_retry._outermost, "active", False):
+            unprotected.append(inspect.stack()[1].function)  # the RDBStorage method that opened it
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(rdb_module, "_create_scoped_session", probe)
+    study = optuna.create_study(storage=storage, directions=["minimize", "maximize"], study_name="contract")
+    study.optimize(lambda trial: [trial.suggest_float("x", 0, 1), 1.0], n_trials=2)
+    trial = study.ask()
+    trial.set_user_attr("a", 1)
+    study.tell(trial, [0.5, 0.5])
+    study.get_trials()
+    assert not unprotected, f"storage sessions opened outside a retried method by: {sorted(set(unprotected))}"
+
+
+def test_the_cache_wraps_an_rdb_storage_that_knows_its_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    study = optuna.create_study(storage=url)
+    assert isinstance(internals.rdb_storage(study), optuna.storages.RDBStorage)
+    assert internals.storage_url(study) == url
+
+
+def test_the_heartbeat_table_has_a_row_per_beating_trial(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat_interval_s=1, grace_period_s=5)
+    study = optuna.create_study(storage=storage)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)  # optimize beats, ask does not
+    (trial,) = study.get_trials()
+    with sqlalchemy.create_engine(storage.url).connect() as connection:
+        ids = connection.execute(sqlalchemy.text(f"SELECT trial_id FROM {internals.HEARTBEAT_TABLE}")).scalars().all()
+    assert ids == [internals.trial_id(trial)]
+
+
+def test_the_heartbeat_retry_marks_the_copy_with_the_names_sweeper_reads(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'r.db'}")
+    failed = optuna.trial.create_trial(state=TrialState.FAIL, params={"x": 0.5},
+                                       distributions={"x": optuna.distributions.FloatDistribution(0, 1)})
+    study.add_trial(failed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, study.get_trials()[0])
+    copy = study.get_trials()[1]
+    assert copy.system_attrs[internals.RETRIED_FROM] == 0 and copy.system_attrs[internals.RETRY_HISTORY] == [0]
+
+
+def test_compute_hypervolume_minimises_and_takes_a_reference_point():
+    points = np.array([[1.0, 2.0], [2.0, 1.0]])
+    assert internals.compute_hypervolume(points, np.array([3.0, 3.0])) == pytest.approx(3.0)
