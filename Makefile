@@ -11,7 +11,7 @@ N_TRIALS ?=
 WORKERS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install sweep test trial status dashboard clean
+.PHONY: install sweep test test-fast trial status dashboard clean
 
 install: $(BIN)/.installed
 
@@ -35,6 +35,10 @@ dashboard: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the fast tier: no training and no sweeper processes (about 1.5 minutes here)
+test-fast: install
+	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache

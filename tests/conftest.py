@@ -46,6 +46,21 @@ def unique_name() -> str:
 
 
 @pytest.fixture(autouse=True)
+def _training_carries_the_integration_mark(request, monkeypatch):
+    """The fast tier (`-m "not integration and not slow"`) trains nothing: a test that starts training in this
+    process without the integration mark fails, saying so. Loading and checking data before training is allowed.
+    (Subprocesses are not watched: tests that train in one are marked by hand.)"""
+    if request.node.get_closest_marker("integration") or request.node.get_closest_marker("slow"):
+        return
+    from sweeper.training import _orpo
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{request.node.nodeid} trains a model: mark it pytest.mark.integration")
+
+    monkeypatch.setattr(_orpo._CheckedORPOTrainer, "train", refuse)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """One built-in model/task cache for the whole session, never the user's own."""
     cache = tmp_path_factory.getbasetemp() / "sweeper-cache"

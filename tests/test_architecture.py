@@ -46,6 +46,7 @@ def test_only_one_module_touches_optunas_internals():
     assert touching == [], "reach Optuna's internals through sweeper/storage/_optuna_internals.py"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("command", [["status", "--json"], ["analyze", "--json"], ["report", "-o", "REPORT"]])
 def test_read_only_commands_never_import_the_training_stack(command, known_study, tmp_path):
     name, url = known_study

@@ -175,6 +175,7 @@ def test_spearman_bootstrap_interval():
     assert spearman_with_ci([1, 1, 1, 1], [1, 2, 3, 4]) == (None, None, None)  # constant parameter
 
 
+@pytest.mark.integration
 def test_analyze_command_prints_json(known_study, capsys, tmp_path):
     study_name, url = known_study
     study_file = write_study_file(tmp_path / "known.yaml", study_name, url)

@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sweeper.metrics import ORPO_METRICS
+
+pytestmark = pytest.mark.integration  # each test trains in a `sweeper` process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

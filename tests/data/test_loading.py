@@ -113,6 +113,7 @@ def test_bad_files(tmp_path, name, content, message):
         load_preference_data(section(tmp_path / name))
 
 
+@pytest.mark.integration
 def test_missing_file_and_unreachable_hub_dataset(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_preference_data(section(tmp_path / "absent.jsonl"))

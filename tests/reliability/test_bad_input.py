@@ -121,6 +121,7 @@ def test_bad_input_is_refused_with_one_clear_error(case_id: str, corpus_copy: Pa
         assert sandbox.snapshot() == stored_before, "a refused command created a study or changed a stored one"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "case_id", ["config-python-object-tag", "study-data-missing-column", "storage-unreachable-database"]
 )

@@ -8,6 +8,7 @@ import pytest
 from sweeper.cli import main
 
 
+@pytest.mark.integration
 def test_an_output_path_that_cannot_be_written_is_one_error_line(known_study, tmp_path, capsys):
     from _known_study import write_study_file
 

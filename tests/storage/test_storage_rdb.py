@@ -91,6 +91,7 @@ def _open_at_once(url: str, barrier) -> None:
     open_storage(url, heartbeat_interval_s=None).engine.dispose()
 
 
+@pytest.mark.integration
 def test_processes_opening_a_new_database_together_all_succeed(tmp_path):
     # a `sweep` and a `worker` started together both create Optuna's schema; the loser of that race must open again
     import multiprocessing

@@ -74,11 +74,24 @@ def _wait_for_running_trial(spec, after_complete: int, timeout_s: float = 600) -
     raise AssertionError("no trial started running")
 
 
+def _wait_for_training_to_start(spec, timeout_s: float = 600) -> None:
+    """Until the running trial has stored a curve point: its first evaluation (at step 0) is in the training loop."""
+    deadline = time.monotonic() + timeout_s
+    with CurveStore(spec.storage) as curves:
+        while time.monotonic() < deadline:
+            study = optuna.load_study(study_name=spec.study_name, storage=spec.storage)
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if running and curves.read(spec.study_name, trial_number=running[-1].number):
+                return
+            time.sleep(0.2)
+    raise AssertionError("the running trial never reached its training loop")
+
+
 def _interrupt_a_running_trial(study_file, spec, after_complete: int) -> str:
     """Ctrl-C to `sweeper sweep` a few seconds into the trial after `after_complete` finished ones; its stderr."""
     sweep = _sweeper("sweep", str(study_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_for_running_trial(spec, after_complete)
-    time.sleep(2)  # into the training loop
+    _wait_for_training_to_start(spec)
     sweep.send_signal(signal.SIGINT)
     _, stderr = sweep.communicate(timeout=120)
     assert sweep.returncode == 130, stderr

@@ -259,6 +259,7 @@ def test_pruned_trials_count_toward_the_target_and_show_in_the_progress_line(wri
 # -- a real tiny sweep
 
 
+@pytest.mark.integration
 def test_a_real_sweep_prunes_dominated_trials_and_the_sampler_goes_on(write_fast_study):
     # Two beta-free objectives that move together on the tiny task, so that a barely learning trial is dominated.
     study_file = write_fast_study(

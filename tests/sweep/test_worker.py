@@ -25,6 +25,7 @@ def _sweep(study_file, **load_options) -> optuna.Study:
     return run_worker(spec, show_progress=False)
 
 
+@pytest.mark.integration
 def test_multi_objective_sweep_on_sqlite_stores_trials_objectives_and_every_curve_point(write_fast_study):
     study_file = write_fast_study(n_trials=3)
     spec = load_study_spec(study_file)
@@ -68,6 +69,7 @@ def test_multi_objective_sweep_on_sqlite_stores_trials_objectives_and_every_curv
     assert len(rows) == len(points)  # no point stored twice
 
 
+@pytest.mark.integration
 def test_running_again_resumes_to_the_target_without_repeating_finished_trials(write_fast_study):
     first = _sweep(write_fast_study(n_trials=2))
     finished = {t.number: (t.params, t.datetime_complete) for t in first.get_trials()}
@@ -85,6 +87,7 @@ def test_running_again_resumes_to_the_target_without_repeating_finished_trials(w
     assert len(again.get_trials()) == 4
 
 
+@pytest.mark.integration
 def test_failures_are_stored_with_their_reason_and_the_study_goes_on(write_fast_study, monkeypatch):
     # max_grad_norm 0 turns clipping off, so a huge learning rate really blows the weights up.
     study_file = write_fast_study(n_trials=5, training={"orpo.max_grad_norm": 0.0})
@@ -113,6 +116,7 @@ def test_failures_are_stored_with_their_reason_and_the_study_goes_on(write_fast_
         assert sampled.user_attrs["failure_reason"]
 
 
+@pytest.mark.integration
 def test_out_of_memory_at_the_smallest_micro_batch_fails_with_its_reason(write_fast_study, monkeypatch):
     study_file = write_fast_study(n_trials=1)
     spec = load_study_spec(study_file)
@@ -143,6 +147,7 @@ def test_a_study_name_reused_with_other_objectives_is_refused(write_fast_study):
     assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]  # untouched
 
 
+@pytest.mark.integration
 def test_status_rows_mark_the_pareto_front(write_fast_study):
     study = _sweep(write_fast_study(n_trials=3))
     rows = status_rows(study)

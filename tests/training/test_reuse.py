@@ -46,6 +46,7 @@ def _plain_state(model: torch.nn.Module) -> dict:
     }
 
 
+@pytest.mark.integration
 def test_the_reused_base_model_is_bit_identical_after_each_trial_and_trains_as_a_fresh_load(fast_config, tmp_path):
     reuse = TrialReuse(persist_tokenized=False)
     checkpointed = fast_config(**TINY, orpo__gradient_checkpointing=True)  # leaves the most behind: hooks, flags
@@ -76,6 +77,7 @@ class _ChangesBaseWeights(TrainerCallback):
             model.get_base_model().model.embed_tokens.weight[0, 0] += 1.0
 
 
+@pytest.mark.integration
 def test_a_trial_that_changed_the_base_weights_is_caught_and_the_next_trial_loads_afresh(fast_config, tmp_path, caplog):
     reuse = TrialReuse(persist_tokenized=False)
     config = fast_config(**TINY)
@@ -126,6 +128,7 @@ def test_tokenizer_fingerprint_follows_what_changes_the_ids(tmp_path):
     assert tokenizer_fingerprint(templated) != same[0]
 
 
+@pytest.mark.integration
 def test_tokenized_data_is_cached_per_data_tokenizer_and_max_length_and_shared_on_disk(
     fast_config, tmp_path, monkeypatch
 ):
@@ -153,6 +156,7 @@ def test_tokenized_data_is_cached_per_data_tokenizer_and_max_length_and_shared_o
     assert _without_timings(second.eval_metrics) == _without_timings(first.eval_metrics)
 
 
+@pytest.mark.integration
 def test_an_edited_local_data_file_is_a_miss(fast_config, tmp_path):
     rows = [
         {"prompt": f"sort the numbers : {a} {b} =", "chosen": f" {min(a, b)} {max(a, b)}",
@@ -169,6 +173,7 @@ def test_an_edited_local_data_file_is_a_miss(fast_config, tmp_path):
     assert (reuse.counts.pairs_built, reuse.counts.tokenized_built) == (2, 2)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("persist", [True, False])
 def test_tokenized_entries_land_on_disk_only_when_persisting(fast_config, tmp_path, monkeypatch, persist):
     monkeypatch.setenv("SWEEPER_CACHE_DIR", str(tmp_path / "cache"))
