@@ -38,6 +38,7 @@ from ._data import (
 )
 from ._importance import FANOVA, PED_ANOVA
 from ._summary import what_we_learned
+from ._interactions import PairInteraction, describe_interaction
 from ._shapes import DECREASING, FLAT, INCREASING, OPTIMUM_INSIDE, UNCLEAR, EffectShape, describe_shape
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "OPTIMUM_INSIDE",
     "UNCLEAR",
     "EffectShape",
+    "PairInteraction",
+    "describe_interaction",
     "describe_shape",
     "BALANCED",
     "CLAIMS",

@@ -47,7 +47,8 @@ from ._fit import best_improvement, label_fit, loss_series, measure_fit
 from ._importance import importances_for
 from ._pareto import hypervolume_history
 from ._seed_spread import metric_values, seed_spread
-from ._shapes import OPTIMUM_INSIDE, EffectShape, ParameterAxis, effect_shapes
+from ._interactions import PairInteraction
+from ._shapes import OPTIMUM_INSIDE, EffectShape, ParameterAxis, shapes_and_interactions
 
 
 @contextlib.contextmanager
@@ -131,7 +132,9 @@ def analyze_study(
             importances += importances_for(complete, values, target, maximize, searched, seed=seed)
 
         correlations = _correlations(completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
-        effects = _effect_shapes(completed_rows, parameters, targets, names, directions, spread.pooled_sd, seed)
+        effects, interactions = _effect_shapes(
+            completed_rows, parameters, targets, names, directions, spread.pooled_sd, seed
+        )
         advice = _advice(completed_rows, parameters, targets, names, directions, seed)
         varied = {c.parameter for c in correlations if _varies(completed_rows, c.parameter)}
         claims = judge_claims({(c.parameter, c.target): c for c in correlations}, varied, spread.pooled_sd.get(GAP))
@@ -163,6 +166,7 @@ def analyze_study(
         seed_spread=spread,
         notes=notes,
         effects=effects,
+        interactions=interactions,
         advice=advice,
     )
 
@@ -287,17 +291,18 @@ def _effect_shapes(
     directions: Sequence[str],
     pooled_sd: Mapping[str, float | None],
     seed: int,
-) -> list[EffectShape]:
-    """Partial-dependence shapes of every numeric, varied parameter for each target (see _shapes.py). Losses and the
-    gap are better low; each objective in its own direction."""
+) -> tuple[list[EffectShape], list[PairInteraction]]:
+    """Partial-dependence shapes of every numeric, varied parameter for each target (see _shapes.py), and the
+    pairwise interactions from the same surrogates. Losses and the gap are better low; each objective in its own
+    direction."""
     axes = _numeric_axes(rows, parameters)
     maximize = {target: target in names and directions[names.index(target)] == "maximize" for target in targets}
-    shapes = []
+    shapes, interactions = [], []
     for target, by_trial in targets.items():
         usable = [row for row in rows if row.number in by_trial and all(_column(row, a.name) is not None for a in axes)]
         if not axes or not usable:
             continue
-        shapes += effect_shapes(
+        found_shapes, found_interactions = shapes_and_interactions(
             axes,
             {axis.name: [_column(row, axis.name) for row in usable] for axis in axes},
             {target: [by_trial[row.number] for row in usable]},
@@ -305,7 +310,9 @@ def _effect_shapes(
             pooled_sd,
             seed,
         )
-    return shapes
+        shapes += found_shapes
+        interactions += found_interactions
+    return shapes, interactions
 
 
 def _numeric_axes(rows: Sequence[TrialRow], parameters: Sequence[ParameterInfo]) -> list[ParameterAxis]:

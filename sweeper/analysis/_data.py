@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ._interactions import PairInteraction
 from ._shapes import EffectShape
 
 # The beta-free loss the fit rows compare: ORPO's loss scored at beta = 1 (nll_loss - log_odds_ratio). TRL's own
@@ -235,6 +236,7 @@ class StudyAnalysis:
     seed_spread: SeedSpread
     notes: list[str] = field(default_factory=list)
     effects: list[EffectShape] = field(default_factory=list)  # partial dependence and shape per parameter x target
+    interactions: list[PairInteraction] = field(default_factory=list)  # parameter pairs per target, strongest first
     advice: list[Advice] = field(default_factory=list)  # per overfit / underfit trial: the move predicted to help
 
     @property

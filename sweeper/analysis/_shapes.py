@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._interactions import PairInteraction, pair_interactions
+
 INCREASING, DECREASING, OPTIMUM_INSIDE, FLAT, UNCLEAR = (
     "increasing", "decreasing", "optimum inside the range", "flat within noise", "unclear"
 )
@@ -152,6 +154,18 @@ def effect_shapes(
 ) -> list[EffectShape]:
     """One EffectShape per (parameter, target). `values[name]` and `targets[target]` are aligned per trial and
     finite; one surrogate per target uses every parameter in `axes`."""
+    return shapes_and_interactions(axes, values, targets, maximize, noise_sd, seed)[0]
+
+
+def shapes_and_interactions(
+    axes: Sequence[ParameterAxis],
+    values: Mapping[str, Sequence[float]],
+    targets: Mapping[str, Sequence[float]],
+    maximize: Mapping[str, bool],
+    noise_sd: Mapping[str, float | None] | None = None,
+    seed: int = 0,
+) -> tuple[list[EffectShape], list[PairInteraction]]:
+    """`effect_shapes`, and the pairwise interactions (`_interactions.py`) read off the same surrogate per target."""
     noise_sd = noise_sd or {}
     features_raw = np.column_stack([np.asarray(values[axis.name], dtype=float) for axis in axes])
     transformed = np.column_stack(
@@ -160,7 +174,11 @@ def effect_shapes(
     low, high = transformed.min(axis=0), transformed.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
     scaled = (transformed - low) / span  # the kernel sees every parameter on [0, 1]
-    shapes = []
+
+    def unscale(value: float, column: int) -> float:
+        return float(_untransform(low[column] + value * span[column], axes[column].log_scale))
+
+    shapes, interactions = [], []
     for target, ys in targets.items():
         target_values = np.asarray(ys, dtype=float)
         if len(target_values) < MIN_TRIALS or np.ptp(target_values) == 0:
@@ -170,6 +188,7 @@ def effect_shapes(
             fitted = np.random.default_rng(seed).choice(len(fitted), MAX_SURROGATE_TRIALS, replace=False)
         model = fit_surrogate(scaled[fitted], target_values[fitted], seed)
         tolerance = max(noise_sd.get(target) or 0.0, RELATIVE_TOLERANCE * float(np.ptp(target_values)))
+        interactions += pair_interactions(model, scaled, [axis.name for axis in axes], unscale, target, tolerance, seed)
         for index, axis in enumerate(axes):
             if high[index] == low[index]:
                 continue
@@ -195,7 +214,7 @@ def effect_shapes(
                     log_scale=axis.log_scale,
                 )
             )
-    return shapes
+    return shapes, interactions
 
 
 def describe_shape(shape: EffectShape) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..analysis import FANOVA, FLAT, GAP, StudyAnalysis, what_we_learned
+from ..analysis import FANOVA, FLAT, GAP, StudyAnalysis, describe_interaction, what_we_learned
 from ._figures import _interval, _number
 
 _LABEL_STYLES = {"underfit": "blue", "balanced": "green", "overfit": "red"}
@@ -83,6 +83,15 @@ def print_analysis(analysis: StudyAnalysis, console: Console | None = None) -> N
                     cells.append("flat" if effect.shape == FLAT else effect.shape)
             shapes.add_row(parameter, *cells)
         console.print(shapes)
+
+    if analysis.interactions:
+        called = [pair for pair in analysis.interactions if pair.called]
+        console.print("Interactions (H²: share of a pair's joint effect that is not additive; called above noise):")
+        for pair in sorted(called, key=lambda pair: pair.size / (pair.tolerance or 1), reverse=True)[:5]:
+            console.print(f"  {describe_interaction(pair)}")
+        if not called:
+            strongest = max(analysis.interactions, key=lambda pair: pair.h2)
+            console.print(f"  none above noise; the largest share: {describe_interaction(strongest)}")
 
     if analysis.advice:
         advice = Table(title="Advice: the one-parameter move the surrogate predicts helps most [90% interval]")

@@ -227,6 +227,56 @@ def effect_shapes(analysis: StudyAnalysis) -> go.Figure:
     return figure
 
 
+def strongest_interaction(analysis: StudyAnalysis):
+    """The pair to draw: the largest interaction above noise, an objective's first; else the largest for the first
+    objective (drawn, and said to be within noise)."""
+    if not analysis.interactions:
+        return None
+    objectives = [o.name for o in analysis.objectives]
+    rank = {target: index for index, target in enumerate(objectives)}
+    called = [pair for pair in analysis.interactions if pair.called]
+    if called:
+        return max(called, key=lambda pair: (pair.target in rank, pair.size / pair.tolerance if pair.tolerance else 0))
+    first = [pair for pair in analysis.interactions if objectives and pair.target == objectives[0]]
+    return max(first or analysis.interactions, key=lambda pair: pair.size)
+
+
+def interaction_surface(analysis: StudyAnalysis) -> go.Figure:
+    """Two-parameter partial dependence of the strongest pair, with the trials' own values on top."""
+    pair = strongest_interaction(analysis)
+    if pair is None:
+        return _table(["interactions"], [["fewer completed trials than a surrogate needs (8)"]], "Interactions")
+    figure = go.Figure(go.Contour(
+        x=pair.grid_second, y=pair.grid_first, z=pair.surface, colorscale="Viridis", colorbar=dict(title=pair.target),
+        hovertemplate=f"{pair.second} %{{x:.3g}}<br>{pair.first} %{{y:.3g}}<br>{pair.target} %{{z:.4g}}<extra></extra>",
+    ))
+    trials = [t for t in analysis.trials if t.state == "COMPLETE"]
+    xs = [_param_value(t, pair.second) for t in trials]
+    ys = [_param_value(t, pair.first) for t in trials]
+    shown = [(x, y, t.number) for x, y, t in zip(xs, ys, trials) if x is not None and y is not None]
+    if shown:
+        figure.add_trace(go.Scatter(x=[s[0] for s in shown], y=[s[1] for s in shown], mode="markers",
+                                    marker=dict(color="white", line=dict(color="black", width=1), size=7),
+                                    text=[f"trial {s[2]}" for s in shown], hoverinfo="text", showlegend=False))
+    verdict = "interaction above noise" if pair.called else "no interaction above noise; the strongest pair"
+    figure.update_layout(
+        title=f"{pair.first} x {pair.second} → {pair.target}: {verdict} (H² {pair.h2:.2f}, size {pair.size:.3g}, "
+              f"noise {pair.tolerance:.3g})",
+        xaxis_title=pair.second, yaxis_title=pair.first, height=_HEIGHT,
+    )
+    for axis, name in (("xaxis", pair.second), ("yaxis", pair.first)):
+        if any(p.name == name and p.log_scale for p in analysis.parameters):
+            figure.update_layout({axis: dict(type="log")})
+    return figure
+
+
+def _param_value(trial: TrialRow, name: str):
+    value = trial.params.get(name)
+    if value is None and name == "effective_batch_size":
+        value = trial.effective_batch_size
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
     """Gap against each numeric hyperparameter and the effective batch size, colored by fit label."""
     columns = [p for p in analysis.parameters if p.numeric]

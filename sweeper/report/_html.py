@@ -32,6 +32,11 @@ SECTIONS = (
      "on: increasing, decreasing, an optimum inside the range (shaded: its 90% interval), flat within noise (below "
      "the seed-to-seed SD where replicates exist), or unclear. A rank correlation cannot see an optimum inside the "
      "range; this can."),
+    (_figures.interaction_surface, "Interactions",
+     "Does one hyperparameter's effect depend on another? The two-parameter partial dependence of the strongest "
+     "pair (dots: the trials). H² is the share of it that the two one-parameter effects do not explain; the size "
+     "is that part's root mean square in the target's units, called an interaction only above the noise the effect "
+     "shapes use. Every pair and target is in `sweeper analyze --json` (key `interactions`)."),
     (_figures.gap_versus_parameters, "Generalization gap per hyperparameter",
      "Validation minus training loss against each hyperparameter, colored by fit label. The panel title gives "
      "Spearman's rho with its 95% bootstrap interval: an interval that excludes 0 is a real direction."),
