@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 import optuna
 import yaml
-from optuna._hypervolume import compute_hypervolume
+
 from optuna.trial import TrialState
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from sweeper.config import read_yaml_mapping  # noqa: E402
+from sweeper.storage import compute_hypervolume  # noqa: E402
 
 REFERENCE_MARGIN = 0.1
 

@@ -263,22 +263,57 @@ def _claim_hand_off_folder(folder: Path, storage_url: str) -> None:
     (folder / HAND_OFF_OWNER).write_text(redact_url(storage_url) + "\n", encoding="utf-8")
 
 
+HAND_OFF_STATE = ".study-state"  # in a hand-off folder: the fingerprint of the study its report and export show
+
+
+def study_state(storage_url: str, study_name: str) -> str:
+    """A fingerprint of everything the hand-off shows: each trial's number, state, values and completion time, the
+    study's attributes, its replicates', and sweeper's version. Equal fingerprints, equal report and export."""
+    import hashlib
+    from importlib import metadata
+
+    import optuna
+
+    from .storage import reading_storage, replicates_study_name
+
+    storage = reading_storage(storage_url)
+    names = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    digest = hashlib.sha256(metadata.version("sweeper").encode())
+    for name in (study_name, replicates_study_name(study_name)):
+        if name not in names:
+            continue
+        study = optuna.load_study(study_name=name, storage=storage)
+        digest.update(json.dumps(study.user_attrs, sort_keys=True, default=str).encode())
+        for trial in study.get_trials(deepcopy=False):
+            digest.update(repr((trial.number, trial.state.name, trial.values, trial.datetime_complete)).encode())
+    return digest.hexdigest()
+
+
 def _write_hand_off(spec) -> None:
-    """The sweep's hand-off: the report and the Pareto export, once the study has completed trials."""
+    """The sweep's hand-off: the report and the Pareto export, once the study has completed trials. Skipped when
+    nothing they show has changed since they were written: resuming a finished large study costs no analysis."""
     from .analysis import analyze_study
     from .export import export_pareto
     from .report import write_report
     from .storage import STORAGE_RETRY_S
 
+    folder = hand_off_folder(spec.storage, spec.study_name)
+    state = study_state(spec.storage, spec.study_name)
+    written = folder / HAND_OFF_STATE
+    if written.is_file() and written.read_text(encoding="utf-8").strip() == state and \
+            (folder / "report.html").is_file() and (folder / "export" / "manifest.yaml").is_file():
+        print(f"report and export in {folder}: unchanged, the study has no new trials since they were written")
+        return
     # the storage served the sweep a moment ago: a server that is away now is restarting, so wait for it
     analysis = analyze_study(spec.study_name, spec.storage, storage_retry_s=STORAGE_RETRY_S)
     if not analysis.completed:
         return
-    folder = hand_off_folder(spec.storage, spec.study_name)
     try:
         _claim_hand_off_folder(folder, spec.storage)
+        written.unlink(missing_ok=True)  # a hand-off cut short must not pass for a finished one
         report = write_report(analysis, folder / "report.html")
         manifest = export_pareto(analysis, folder / "export")
+        written.write_text(state + "\n", encoding="utf-8")
     except OSError as error:
         if error.filename is None:  # a write that fails (disk full) names no file: say where it went
             error.filename = str(folder)

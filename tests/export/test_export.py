@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import optuna
 import pytest
@@ -16,6 +17,8 @@ from sweeper.analysis import analyze_study
 from sweeper.config import TrainingConfig
 from sweeper.storage import config_hash
 from sweeper.study import load_study_spec
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +105,6 @@ def test_export_of_the_known_study_lists_every_pareto_trial(known_study, tmp_pat
 
 
 def test_the_sweep_hands_off_beside_its_sqlite_file(tmp_path, monkeypatch):
-    from pathlib import Path
 
     from sweeper.cli import hand_off_folder
 
@@ -144,3 +146,41 @@ def test_an_export_of_a_study_on_a_local_file_reruns_from_another_folder(tmp_pat
     monkeypatch.chdir(elsewhere)
     assert yaml.safe_load(exported.read_text())["data"]["source"] == str(tmp_path / "pairs.jsonl")
     assert main(["trial", str(exported)]) == 0
+
+
+def test_the_hand_off_is_written_again_only_when_the_study_changed(tmp_path, monkeypatch, capsys):
+    """Resuming a finished study (nothing new) skips the analysis, report and export; a new trial brings them back."""
+    from _known_study import build_known_study
+
+    from sweeper.cli import HAND_OFF_STATE, _write_hand_off
+
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'runs' / 'known.db'}"
+    (tmp_path / "runs").mkdir()
+    study = build_known_study(url, "handoff")
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(
+        f"study_name: handoff\nbase_config: {REPO_ROOT / 'configs' / 'tiny.yaml'}\nstorage: {url}\nn_trials: 10\n"
+        "space:\n  orpo.learning_rate: {log_uniform: [1.0e-5, 1.0e-3]}\n"
+        "objectives: [{name: eval_nll_loss, direction: minimize}, {name: eval_logp_margin, direction: maximize}]\n"
+    )
+    spec = load_study_spec(study_file)
+    folder = tmp_path / "runs" / "handoff"
+    _write_hand_off(spec)
+    assert (folder / HAND_OFF_STATE).is_file() and "report:" in capsys.readouterr().out
+    written = (folder / "report.html").stat().st_mtime_ns
+
+    _write_hand_off(spec)
+    assert "unchanged" in capsys.readouterr().out
+    assert (folder / "report.html").stat().st_mtime_ns == written
+
+    source = next(t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE)
+    study.add_trial(optuna.trial.create_trial(params=source.params, distributions=source.distributions,
+                                              values=[v + 0.01 for v in source.values], user_attrs=source.user_attrs))
+    _write_hand_off(spec)
+    assert "report:" in capsys.readouterr().out
+    assert (folder / "report.html").stat().st_mtime_ns != written
+
+    (folder / "report.html").unlink()  # a hand-off that lost a file is written again
+    _write_hand_off(spec)
+    assert (folder / "report.html").is_file()
