@@ -9,6 +9,11 @@ STUDY ?= studies/default.yaml
 N_TRIALS ?=
 # default: one worker per visible GPU, 1 without a GPU
 WORKERS ?=
+# after the sweep, `make sweep` re-runs the top REPLICATE_TOP Pareto trials with REPLICATE_SEEDS other seeds, so the
+# claims it prints are judged against the seed-to-seed noise (REPLICATE_SEEDS=0: no replicates)
+REPLICATE_TOP ?= 2
+REPLICATE_SEEDS ?= 2
+SWEEP_ARGS = $(STUDY) $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
 PYTEST_ARGS ?=
 
 .PHONY: install sweep test test-fast trial status dashboard clean
@@ -22,7 +27,13 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 sweep: install
-	$(BIN)/sweeper sweep $(STUDY) $(if $(N_TRIALS),--n-trials $(N_TRIALS)) $(if $(WORKERS),--workers $(WORKERS))
+	$(BIN)/sweeper sweep $(SWEEP_ARGS)
+ifneq ($(REPLICATE_SEEDS),0)
+	$(BIN)/sweeper replicate $(STUDY) --top $(REPLICATE_TOP) --seeds $(REPLICATE_SEEDS)
+	@# the hand-off again, now with the seed spread (skipped when nothing changed), then the noise-aware analysis
+	$(BIN)/sweeper sweep $(SWEEP_ARGS)
+	$(BIN)/sweeper analyze $(STUDY)
+endif
 
 trial: install
 	$(BIN)/sweeper trial configs/tiny.yaml
