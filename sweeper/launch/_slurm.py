@@ -79,8 +79,9 @@ def _header(job_name: str, options: SlurmOptions, output: Path, workdir: Path, c
 
 
 def _shell_setup(options: SlurmOptions) -> list[str]:
-    # -u and pipefail, not -e: the script must reach its own exit handling when a worker fails
-    return ["set -uo pipefail", *options.setup]
+    # the user's lines first: `module load` and venv activation scripts often read unset variables, which -u refuses;
+    # then -u and pipefail, not -e: the script must reach its own exit handling when a worker fails
+    return [*options.setup, "set -uo pipefail"]
 
 
 def _sweeper(python: str, subcommand: str, study_file: Path, storage_file: Path, *extra: str) -> str:
