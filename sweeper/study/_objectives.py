@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
-
-if TYPE_CHECKING:
-    from ._study_file import StudySpec
+from typing import Literal
 
 Direction = Literal["minimize", "maximize"]
 
@@ -137,13 +134,3 @@ def get_objective(name: str) -> Objective:
         raise KeyError(f"unknown objective {name!r}; known objectives: {', '.join(OBJECTIVES)}")
     return OBJECTIVES[name]
 
-
-def beta_scaled_warnings(spec: StudySpec) -> list[str]:
-    """One warning per chosen beta-scaled objective, when the study searches beta (fixed beta is a fair compare)."""
-    if "orpo.beta" not in spec.space.searched_paths:
-        return []
-    return [
-        f"objective {choice.name}: {OBJECTIVES[choice.name].beta_note}"
-        for choice in spec.objectives
-        if OBJECTIVES[choice.name].beta_scaled
-    ]

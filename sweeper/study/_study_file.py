@@ -321,3 +321,14 @@ def _check_space_values(space: SearchSpace, base_data: dict[str, Any], fixed: di
                     f"{parameter.path}: the {kind} {value!r} is not accepted by the training config "
                     f"({error}). Fix: keep {space.entries[parameter.path]!r} within what the field accepts"
                 ) from None
+
+
+def beta_scaled_warnings(spec: StudySpec) -> list[str]:
+    """One warning per chosen beta-scaled objective, when the study searches beta (fixed beta is a fair compare)."""
+    if "orpo.beta" not in spec.space.searched_paths:
+        return []
+    return [
+        f"objective {choice.name}: {OBJECTIVES[choice.name].beta_note}"
+        for choice in spec.objectives
+        if OBJECTIVES[choice.name].beta_scaled
+    ]
