@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import shutil
@@ -55,7 +56,7 @@ FAST_TRAINING = {
     "orpo": {"max_steps": 2, "logging_steps": 1, "eval_steps": 2, "per_device_train_batch_size": 4},
 }
 # Trials a kill must land in the middle of: long enough that "running" is still true a moment later.
-KILLABLE_TRAINING = {**FAST_TRAINING, "orpo": {**FAST_TRAINING["orpo"], "max_steps": 16, "eval_steps": 8}}
+KILLABLE_TRAINING = {**FAST_TRAINING, "orpo": {**FAST_TRAINING["orpo"], "max_steps": 32, "eval_steps": 8}}
 SPACE = {"orpo.learning_rate": {"log_uniform": [1.0e-4, 1.0e-2]}, "lora.lora_dropout": {"uniform": [0.0, 0.2]}}
 
 
@@ -254,6 +255,16 @@ def frozen_view(trial: FrozenTrial) -> tuple:
 # ---------------------------------------------------------------------------------------------------- scenarios
 
 
+def _freshly_started(trials: list[FrozenTrial], within_s: float = 1.0) -> FrozenTrial | None:
+    """A RUNNING trial that started under `within_s` ago and names its worker: most of its training is still ahead."""
+    now = datetime.datetime.now()
+    for trial in trials:
+        if (trial.state == TrialState.RUNNING and trial.datetime_start is not None and "worker" in trial.user_attrs
+                and (now - trial.datetime_start).total_seconds() < within_s):
+            return trial
+    return None
+
+
 def _worker_processes(pid: int) -> list[int]:
     """The `sweeper.cli worker` processes a `sweep --workers N` process started."""
     workers = []
@@ -282,14 +293,20 @@ def kill_worker(workdir: Path, storage: str) -> Outcome:
 
     seen: list[FrozenTrial] = []
 
-    def one_done_both_running() -> bool:  # then whichever worker is killed, it dies mid-trial
+    def one_done_both_running_one_just_started() -> bool:  # its worker is the one killed: it dies mid-trial
         seen[:] = trials_of(storage, name)
-        return count_states(seen, TrialState.COMPLETE) >= 1 and count_states(seen, TrialState.RUNNING) == 2
+        return (count_states(seen, TrialState.COMPLETE) >= 1 and count_states(seen, TrialState.RUNNING) == 2
+                and _freshly_started(seen) is not None)
 
-    wait_until(one_done_both_running, 600, "one trial finished and both workers running one", sweep, poll_s=0.2)
+    wait_until(one_done_both_running_one_just_started, 600, "one trial finished and both workers running one", sweep,
+               poll_s=0.1)
     before = {t.number: frozen_view(t) for t in seen if t.state == TrialState.COMPLETE}
-    running = {t.number for t in seen if t.state == TrialState.RUNNING}
+    fresh = _freshly_started(seen)
+    running = {fresh.number}
     workers = _worker_processes(sweep.process.pid)
+    victim = int(fresh.user_attrs["worker"].rsplit(":", 1)[1])
+    outcome.facts["victim is a worker of this sweep"] = victim in workers
+    workers = [victim, *(pid for pid in workers if pid != victim)]
     outcome.facts["worker processes"] = len(workers)
     outcome.facts["password in worker command lines"] = sum(
         Path(f"/proc/{pid}/cmdline").read_bytes().count(PASSWORD.encode()) for pid in workers

@@ -154,7 +154,7 @@ def test_synthetic_task_is_deterministic_noisy_and_disjoint():
 
 def test_builtin_source_loads_through_the_file_loader():
     data = load_preference_data(DataSection())
-    assert len(data.train) == 96 and len(data.validation) == 128
+    assert len(data.train) == 192 and len(data.validation) == 128  # the built-in defaults, not configs/tiny.yaml
 
 
 def test_a_split_keyed_json_file_gives_its_splits(tmp_path):
