@@ -47,7 +47,7 @@ dashboard: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# the fast tier: no training and no sweeper processes (about 1.5 minutes here)
+# the fast tier: no training and no sweeper processes (under 2 minutes here)
 test-fast: install
 	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
