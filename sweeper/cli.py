@@ -492,17 +492,22 @@ def _add_study_arguments(command: argparse.ArgumentParser, runs_trials: bool = T
         help="read the storage URL from a file only you can read (chmod 600), e.g. on a cluster's shared disk",
     )
     if runs_trials:
-        command.add_argument("--n-trials", type=int, help="target number of trials, replacing the study file's")
-        command.add_argument("--timeout", type=float, dest="timeout_s", help="stop starting trials after this many seconds")
-        command.add_argument("--heartbeat-interval", type=int, default=10, help="seconds between worker heartbeats")
-        command.add_argument(
-            "--grace-period", type=int, default=60, help="a trial silent this long is failed and queued again"
-        )
-        command.add_argument(
-            "--allow-changed-inputs", action="store_true",
-            help="resume a study although its data, base config, space or fixed values changed (each trial records "
-            "the version it ran on; the analysis names the versions)",
-        )
+        _add_trial_arguments(command)
+
+
+def _add_trial_arguments(command: argparse.ArgumentParser) -> None:
+    """The options of a command that runs trials (or starts workers that do)."""
+    command.add_argument("--n-trials", type=int, help="target number of trials, replacing the study file's")
+    command.add_argument("--timeout", type=float, dest="timeout_s", help="stop starting trials after this many seconds")
+    command.add_argument("--heartbeat-interval", type=int, default=10, help="seconds between worker heartbeats")
+    command.add_argument(
+        "--grace-period", type=int, default=60, help="a trial silent this long is failed and queued again"
+    )
+    command.add_argument(
+        "--allow-changed-inputs", action="store_true",
+        help="resume a study although its data, base config, space or fixed values changed (each trial records "
+        "the version it ran on; the analysis names the versions)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -603,11 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     k8s.add_argument("--memory", default="16Gi", help="memory request and limit per pod (default 16Gi)")
     k8s.add_argument("--with-postgres", action="store_true",
                      help="add a PostgreSQL StatefulSet and Service (password from the Secret's key `password`)")
-    k8s.add_argument("--n-trials", type=int, help="target number of trials, replacing the study file's")
-    k8s.add_argument("--timeout", type=float, dest="timeout_s", help="stop starting trials after this many seconds")
-    k8s.add_argument("--heartbeat-interval", type=int, help="seconds between worker heartbeats")
-    k8s.add_argument("--grace-period", type=int, help="a trial silent this long is failed and queued again")
-    k8s.add_argument("--allow-changed-inputs", action="store_true", help="as for `sweeper worker`")
+    _add_trial_arguments(k8s)
     k8s.add_argument("-o", "--output", help="the manifest file (default runs/<study>/k8s/sweeper.yaml; - for stdout)")
     k8s.set_defaults(handler=cmd_launch_k8s)
     return parser

@@ -7,7 +7,7 @@ an optimum inside the range, flat), the practitioner's claims with verdicts, and
 replicates. The report and the export render or write this data; they never read storage themselves.
 """
 
-from ._analyze import analyze_study, load_stored_study
+from ._analyze import analyze_study, load_stored_study, parameter_value
 from ._claims import CLAIMS, Claim
 from ._correlation import spearman_with_ci
 from ._data import (
@@ -52,6 +52,7 @@ __all__ = [
     "PairInteraction",
     "describe_interaction",
     "describe_shape",
+    "parameter_value",
     "BALANCED",
     "CLAIMS",
     "CONTRADICTED",

@@ -272,7 +272,8 @@ def _targets(completed: Sequence[TrialRow], names: Sequence[str]) -> dict[str, d
     return targets
 
 
-def _column(row: TrialRow, parameter: str) -> float | None:
+def parameter_value(row: TrialRow, parameter: str) -> float | None:
+    """A trial's value of a swept parameter, or of the derived effective batch size; None unless a finite number."""
     value = row.effective_batch_size if parameter == EFFECTIVE_BATCH_SIZE else row.params.get(parameter)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
@@ -280,7 +281,7 @@ def _column(row: TrialRow, parameter: str) -> float | None:
 
 
 def _varies(rows: Sequence[TrialRow], parameter: str) -> bool:
-    return len({_column(row, parameter) for row in rows} - {None}) > 1
+    return len({parameter_value(row, parameter) for row in rows} - {None}) > 1
 
 
 def _effect_shapes(
@@ -299,12 +300,12 @@ def _effect_shapes(
     maximize = {target: target in names and directions[names.index(target)] == "maximize" for target in targets}
     shapes, interactions = [], []
     for target, by_trial in targets.items():
-        usable = [row for row in rows if row.number in by_trial and all(_column(row, a.name) is not None for a in axes)]
+        usable = [row for row in rows if row.number in by_trial and all(parameter_value(row, a.name) is not None for a in axes)]
         if not axes or not usable:
             continue
         found_shapes, found_interactions = shapes_and_interactions(
             axes,
-            {axis.name: [_column(row, axis.name) for row in usable] for axis in axes},
+            {axis.name: [parameter_value(row, axis.name) for row in usable] for axis in axes},
             {target: [by_trial[row.number] for row in usable]},
             maximize,
             pooled_sd,
@@ -330,11 +331,11 @@ def _advice(
 ) -> list[Advice]:
     """For each overfit or underfit trial, the one-parameter move the surrogates predict helps most (_advice.py)."""
     axes = _numeric_axes(rows, parameters)
-    usable = [row for row in rows if all(_column(row, axis.name) is not None for axis in axes)]
+    usable = [row for row in rows if all(parameter_value(row, axis.name) is not None for axis in axes)]
     labels = {row.number: row.fit.label for row in usable if row.fit and row.fit.label}
     return advise(
         axes,
-        [{axis.name: _column(row, axis.name) for axis in axes} for row in usable],
+        [{axis.name: parameter_value(row, axis.name) for axis in axes} for row in usable],
         labels,
         targets,
         {name: direction == "maximize" for name, direction in zip(names, directions, strict=True)},
@@ -364,7 +365,7 @@ def _judge_each_side(
         if effect is None or claim.parameter not in infos:
             continue
         for side, keep in (("below", lambda x: x < effect.optimum), ("above", lambda x: x >= effect.optimum)):
-            side_rows = [row for row in rows if (x := _column(row, claim.parameter)) is not None and keep(x)]
+            side_rows = [row for row in rows if (x := parameter_value(row, claim.parameter)) is not None and keep(x)]
             measured = {
                 (c.parameter, c.target): c
                 for c in _correlations(side_rows, [infos[claim.parameter]], judged, pooled_sd, n_bootstrap, seed)
@@ -377,7 +378,7 @@ def _judge_each_side(
 
 def _spans_factors(rows: Sequence[TrialRow], parameter: str) -> bool:
     """A numeric choice such as the batch size (4, 8, 16) is read on a log scale: its steps are factors."""
-    values = {_column(row, parameter) for row in rows} - {None}
+    values = {parameter_value(row, parameter) for row in rows} - {None}
     return bool(values) and min(values) > 0 and max(values) / min(values) >= 4
 
 
@@ -398,7 +399,7 @@ def _correlations(
             pairs = [
                 (x, values[row.number])
                 for row in rows
-                if (x := _column(row, parameter)) is not None and row.number in values
+                if (x := parameter_value(row, parameter)) is not None and row.number in values
             ]
             xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
             rho, low, high = spearman_with_ci(xs, ys, n_bootstrap, seed)

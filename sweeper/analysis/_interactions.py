@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PAIR_GRID_POINTS = 10
-MAX_AVERAGED_ROWS = 40
+MAX_AVERAGED_ROWS = 40  # rows a partial dependence averages over (the shapes' posterior covariance grows with their square)
 
 
 @dataclass
@@ -38,6 +38,13 @@ class PairInteraction:
     grid_second: list[float]
     surface: list[list[float]]  # two-parameter partial dependence, [first index][second index], target units
     n_trials: int
+
+
+def averaged_rows(features: np.ndarray, seed: int) -> np.ndarray:
+    """The rows a partial dependence averages over: all of them, or MAX_AVERAGED_ROWS drawn with `seed`."""
+    if features.shape[0] <= MAX_AVERAGED_ROWS:
+        return features
+    return features[np.random.default_rng(seed).choice(features.shape[0], MAX_AVERAGED_ROWS, replace=False)]
 
 
 def _partial_dependence(model, rows: np.ndarray, columns: Sequence[int], grid: Sequence[np.ndarray]) -> np.ndarray:
@@ -60,9 +67,7 @@ def pair_interactions(
     seed: int = 0,
 ) -> list[PairInteraction]:
     """One PairInteraction per pair of varied columns of `scaled` (each on [0, 1]), strongest first."""
-    rows = scaled
-    if rows.shape[0] > MAX_AVERAGED_ROWS:
-        rows = rows[np.random.default_rng(seed).choice(rows.shape[0], MAX_AVERAGED_ROWS, replace=False)]
+    rows = averaged_rows(scaled, seed)
     grid = np.linspace(0.0, 1.0, PAIR_GRID_POINTS)
     varied = [c for c in range(scaled.shape[1]) if np.ptp(scaled[:, c]) > 0]
     single = {c: _partial_dependence(model, rows, [c], [grid]) for c in varied}

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._interactions import PairInteraction, pair_interactions
+from ._interactions import PairInteraction, averaged_rows, pair_interactions
 
 INCREASING, DECREASING, OPTIMUM_INSIDE, FLAT, UNCLEAR = (
     "increasing", "decreasing", "optimum inside the range", "flat within noise", "unclear"
@@ -37,7 +37,6 @@ AGREEMENT = 0.8  # share of posterior draws that must agree on a shape
 RELATIVE_TOLERANCE = 0.05  # of the target's spread over the trials, the least change called an effect
 MIN_TRIALS = 8
 MAX_SURROGATE_TRIALS = 300  # a GP fit grows with the cube of its points: larger studies are subsampled
-MAX_AVERAGED_ROWS = 40  # rows the partial dependence averages over (its posterior covariance grows with their square)
 
 
 @dataclass
@@ -107,8 +106,7 @@ def scaled_features(raw: np.ndarray, axes: Sequence[ParameterAxis]):
 
 def _partial_dependence_draws(model, features: np.ndarray, column: int, grid: np.ndarray, draws: int, seed: int):
     """Posterior draws of the partial dependence on `column` at `grid` (draws x grid), and its posterior mean."""
-    if features.shape[0] > MAX_AVERAGED_ROWS:
-        features = features[np.random.default_rng(seed).choice(features.shape[0], MAX_AVERAGED_ROWS, replace=False)]
+    features = averaged_rows(features, seed)
     rows = features.shape[0]
     stacked = np.repeat(features[None, :, :], len(grid), axis=0)  # grid x rows x dims
     stacked[:, :, column] = grid[:, None]

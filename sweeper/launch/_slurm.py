@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ConfigError
@@ -51,7 +51,6 @@ class SlurmLaunch:
     storage_file: Path
     worker_job: str | None = None
     report_job: str | None = None
-    submitted: list[list[str]] = field(default_factory=list)
 
     def submit_commands(self) -> list[str]:
         """The sbatch commands, as a user would type them (for --dry-run)."""
@@ -196,5 +195,4 @@ def _sbatch(arguments: list[str], environment: dict[str, str], launch: SlurmLaun
         ) from None
     if done.returncode != 0:
         raise ConfigError(f"{' '.join(command)} failed: {done.stderr.strip() or done.stdout.strip()}")
-    launch.submitted.append(command)
     return done.stdout.strip().split(";")[0]  # --parsable: "<job id>[;<cluster>]"

@@ -19,6 +19,7 @@ from ..analysis import (
     UNDERFIT,
     StudyAnalysis,
     TrialRow,
+    parameter_value,
 )
 
 LABEL_COLORS = {UNDERFIT: "#1f77b4", BALANCED: "#2ca02c", OVERFIT: "#d62728", None: "#7f7f7f"}
@@ -233,10 +234,10 @@ def strongest_interaction(analysis: StudyAnalysis):
     if not analysis.interactions:
         return None
     objectives = [o.name for o in analysis.objectives]
-    rank = {target: index for index, target in enumerate(objectives)}
     called = [pair for pair in analysis.interactions if pair.called]
     if called:
-        return max(called, key=lambda pair: (pair.target in rank, pair.size / pair.tolerance if pair.tolerance else 0))
+        return max(called, key=lambda pair: (pair.target in objectives,
+                                             pair.size / pair.tolerance if pair.tolerance else 0))
     first = [pair for pair in analysis.interactions if objectives and pair.target == objectives[0]]
     return max(first or analysis.interactions, key=lambda pair: pair.size)
 
@@ -251,8 +252,8 @@ def interaction_surface(analysis: StudyAnalysis) -> go.Figure:
         hovertemplate=f"{pair.second} %{{x:.3g}}<br>{pair.first} %{{y:.3g}}<br>{pair.target} %{{z:.4g}}<extra></extra>",
     ))
     trials = [t for t in analysis.trials if t.state == "COMPLETE"]
-    xs = [_param_value(t, pair.second) for t in trials]
-    ys = [_param_value(t, pair.first) for t in trials]
+    xs = [parameter_value(t, pair.second) for t in trials]
+    ys = [parameter_value(t, pair.first) for t in trials]
     shown = [(x, y, t.number) for x, y, t in zip(xs, ys, trials) if x is not None and y is not None]
     if shown:
         figure.add_trace(go.Scatter(x=[s[0] for s in shown], y=[s[1] for s in shown], mode="markers",
@@ -268,13 +269,6 @@ def interaction_surface(analysis: StudyAnalysis) -> go.Figure:
         if any(p.name == name and p.log_scale for p in analysis.parameters):
             figure.update_layout({axis: dict(type="log")})
     return figure
-
-
-def _param_value(trial: TrialRow, name: str):
-    value = trial.params.get(name)
-    if value is None and name == "effective_batch_size":
-        value = trial.effective_batch_size
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
@@ -295,7 +289,7 @@ def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
             group = [t for t in fitted if t.fit.label == label]
             if not group:
                 continue
-            xs = [t.effective_batch_size if name == EFFECTIVE_BATCH_SIZE else t.params.get(name) for t in group]
+            xs = [parameter_value(t, name) for t in group]
             figure.add_trace(
                 go.Scatter(x=xs, y=[t.fit.generalization_gap for t in group], mode="markers",
                            marker=dict(color=LABEL_COLORS[label], size=8), name=label or "unlabelled",

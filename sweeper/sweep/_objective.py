@@ -21,8 +21,7 @@ from ._progress import REPEATED_CONFIGURATION
 
 log = logging.getLogger(__name__)
 NON_FINITE_OBJECTIVE = "non-finite objective"
-WORKER_ATTR = "worker"
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
+WORKER_ATTR = "worker"  # host:pid of the process that ran the trial
 REPEATS_TRIAL = "repeats_trial"
 # Trials whose parameters a new trial must not repeat: finished ones, and ones another worker is running now.
 _HELD_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
@@ -75,7 +74,8 @@ class TrialObjective:
     def _run(self, trial: optuna.Trial) -> list[float]:
         if self.on_trial_created:
             self.on_trial_created()
-        trial.set_user_attr(WORKER_ATTR, WORKER)  # which machine and process ran it: logs, scheduler jobs, drills
+        # which machine and process ran it (logs, scheduler jobs, drills); read now, not at import: a fork has its own
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         self.spec.space.suggest(trial)
         if self.inputs_digest:
             trial.set_user_attr(TRIAL_INPUTS_ATTR, self.inputs_digest)
