@@ -182,8 +182,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _quiet_libraries()
     _setup_sweep_logging()
     from .storage import storage_failures_explained
-    from .sweep import check_study_inputs, exit_code, run_worker, stop_signals_interrupt, watch_launcher
+    from .sweep import check_study_inputs, dump_stack_on_signal, exit_code, run_worker, stop_signals_interrupt
+    from .sweep import watch_launcher
 
+    dump_stack_on_signal()  # a worker stuck after a stop signal shows where (see sweep/_launch.py)
     watch = watch_launcher()  # launched by `sweep --workers N`: stop when the launcher is gone
     try:
         with stop_signals_interrupt():

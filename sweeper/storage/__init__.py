@@ -22,6 +22,7 @@ from ._record import (
 from ._replicates import REPLICATE_OF, REPLICATE_SEED, REPLICATES_SUFFIX, replicates_study_name
 from ._retry import STORAGE_RETRY_S, StorageFailure, call_with_retries, storage_failures_explained
 from ._reachable import check_storage_reachable
+from ._stop_points import defer_stop
 from ._url import read_storage_file, redact_url, resolve_storage_url
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "check_storage_reachable",
     "config_hash",
     "create_curves_table",
+    "defer_stop",
     "library_versions",
     "open_storage",
     "read_storage_file",

@@ -20,6 +20,7 @@ import optuna
 import sqlalchemy
 
 from ._optuna_internals import PRIVATE_CREATE_METHOD, PRIVATE_STORAGE_METHODS
+from ._stop_points import raise_pending_stop, stop_pending, storage_call
 from ._url import driver_message, redact_url
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,20 @@ def call_with_retries(
     call: Callable[[], T],
     retry_s: float = STORAGE_RETRY_S,
     retry_if: Callable[[BaseException], bool] = is_transient,
+    stop_waits: bool = True,
 ) -> T:
     """`call()`, retried while it fails with an error `retry_if` accepts (by default a transient storage error), for
-    at most `retry_s` seconds."""
+    at most `retry_s` seconds. A stop signal waits for it to return (see _stop_points.py) unless `stop_waits` is
+    False (a call that may block for long, like waiting for a lock another worker holds)."""
+    if not stop_waits:
+        return _call_with_retries(url, what, call, retry_s, retry_if)
+    with storage_call():
+        return _call_with_retries(url, what, call, retry_s, retry_if)
+
+
+def _call_with_retries(
+    url: str, what: str, call: Callable[[], T], retry_s: float, retry_if: Callable[[BaseException], bool]
+) -> T:
     started = time.monotonic()
     pause_s, attempt = _FIRST_PAUSE_S, 0
     while True:
@@ -115,6 +127,8 @@ def call_with_retries(
             waited_s = time.monotonic() - started
             if not retry_if(error) or waited_s + pause_s > retry_s:
                 raise
+            if stop_pending():  # stopping: a retry would only delay it
+                raise_pending_stop()
             attempt += 1
             log.warning(
                 "storage %s: %s failed (%s); retry %d in %.1f s, giving up after %.0f s",

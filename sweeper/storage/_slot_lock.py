@@ -46,7 +46,7 @@ class TrialSlotLock:
         if self._engine is not None:
             # rides through a database restart like every other storage call (see _retry.py)
             url = self._engine.url.render_as_string(hide_password=False)  # shown redacted, never as is
-            call_with_retries(url, "taking the trial slot lock", self._lock_on_server)
+            call_with_retries(url, "taking the trial slot lock", self._lock_on_server, stop_waits=False)
         elif self._lock_path is not None:
             self._file = open(self._lock_path, "a")
             fcntl.flock(self._file, fcntl.LOCK_EX)

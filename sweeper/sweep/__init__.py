@@ -30,6 +30,7 @@ _EXPORTS = {
     "read_progress": "_progress",
     "trials_toward_target": "_progress",
     "StopRequested": "_signals",
+    "dump_stack_on_signal": "_signals",
     "exit_code": "_signals",
     "signal_name": "_signals",
     "stop_signals_interrupt": "_signals",

@@ -13,13 +13,16 @@ from ..storage import open_storage
 from ..study import StudySpec
 from ._identity import StudyInputs
 from ._optuna_study import open_study
-from ._signals import PARENT_PID_ENV, die_with_parent
+from ._signals import PARENT_PID_ENV, STACK_DUMP_SIGNAL, die_with_parent
 from ._progress import ProgressLine
 from ._worker import HeartbeatSettings, requeue_dead_workers_trials, target_reached
 
 # The storage URL reaches workers through their environment: a command line (with any password in the URL) is
 # readable by every user of the machine, a process's environment only by its owner.
 STORAGE_ENV = "SWEEPER_WORKER_STORAGE"
+# After a stop signal a worker records its trial and exits in seconds; one still running this long after is stuck.
+# It is sent STACK_DUMP_SIGNAL (its stack goes to the log), then killed: the heartbeat re-queues its trial.
+WORKER_STOP_GRACE_S = 60.0
 
 
 def visible_gpus() -> list[str]:
@@ -89,12 +92,28 @@ def launch_workers(
         for worker in workers:
             if worker.poll() is None:
                 worker.send_signal(signal.SIGINT)
-        for worker in workers:
-            worker.wait()
+        _wait_or_kill(workers, WORKER_STOP_GRACE_S)
         raise
     finally:
         progress.show(final=True)
     return _sweep_exit_code(workers, study, spec)
+
+
+def _wait_or_kill(workers: list[subprocess.Popen], grace_s: float) -> None:
+    deadline = time.monotonic() + grace_s
+    for index, worker in enumerate(workers):
+        try:
+            worker.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"warning: worker {index} (pid {worker.pid}) did not stop within {grace_s:.0f} s of the stop signal; "
+                  "its stack is in the log above, and it is killed (its trial is re-queued once the heartbeat's grace "
+                  "period is over)", file=sys.stderr)
+            worker.send_signal(STACK_DUMP_SIGNAL)
+            try:
+                worker.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
 
 
 def _sweep_exit_code(workers: list[subprocess.Popen], study, spec: StudySpec) -> int:

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 
+from ..storage import defer_stop
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STACK_DUMP_SIGNAL = signal.SIGUSR1  # a worker writes every thread's stack to stderr (and goes on)
 PARENT_PID_ENV = "SWEEPER_LAUNCHER_PID"  # a launched worker watches this process and stops when it is gone
 _PR_SET_PDEATHSIG = 1
 
@@ -36,7 +40,8 @@ def exit_code(error: BaseException) -> int:
 
 @contextlib.contextmanager
 def stop_signals_interrupt() -> Iterator[None]:
-    """Within the block, SIGINT, SIGTERM and SIGHUP raise StopRequested in the main thread. Later stop signals
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise StopRequested in the main thread, after the storage call in
+    progress if there is one (see storage/_stop_points.py). Later stop signals
     are ignored while the first is being handled, so that a second one cannot cut the recording of the trial."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -45,7 +50,9 @@ def stop_signals_interrupt() -> Iterator[None]:
     def stop(signum: int, _frame) -> None:
         for other in STOP_SIGNALS[1:]:
             signal.signal(other, signal.SIG_IGN)
-        raise StopRequested(signum)
+        request = StopRequested(signum)
+        if not defer_stop(request):  # inside a storage call it is raised as the call returns
+            raise request
 
     previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
@@ -53,6 +60,11 @@ def stop_signals_interrupt() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def dump_stack_on_signal() -> None:
+    """STACK_DUMP_SIGNAL makes this process write every thread's stack to stderr: how a stuck worker is diagnosed."""
+    faulthandler.register(STACK_DUMP_SIGNAL, all_threads=True, chain=False)
 
 
 def die_with_parent() -> None:

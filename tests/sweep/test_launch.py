@@ -154,3 +154,30 @@ def test_a_sweep_and_a_separately_started_worker_never_draw_the_same_configurati
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 4
     assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials), [t.params for t in trials]
+
+
+STUCK_WORKER = """
+import signal, sys
+from sweeper.sweep import dump_stack_on_signal
+dump_stack_on_signal()
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # a worker that never gets to record its trial
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_worker_stuck_after_the_stop_signal_has_its_stack_dumped_and_is_killed(capfd):
+    from sweeper.sweep._launch import _wait_or_kill
+
+    stuck = subprocess.Popen(
+        [sys.executable, "-c", STUCK_WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert stuck.stdout.readline() == "ready\n"
+    stuck.send_signal(signal.SIGINT)
+    _wait_or_kill([stuck], grace_s=1.0)
+    assert stuck.returncode == -signal.SIGKILL
+    assert "did not stop within 1 s of the stop signal" in capfd.readouterr().err
+    stack = stuck.stderr.read()
+    assert "Current thread" in stack or "Thread 0x" in stack, stack
+    stuck.stdin.close()
