@@ -203,10 +203,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_value(value, digits: int = 3) -> str:
+    """At most about 7 characters for a number: `digits` significant ones, in exponent form when plain is longer."""
+    if value is None:
+        return "-"
+    if not isinstance(value, float):
+        return str(value)
+    plain = f"{value:.{digits}g}"
+    return plain if len(plain) <= 7 else f"{value:.2g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import optuna
+    from rich import box
     from rich.console import Console
     from rich.table import Table
+
+    from .study import label_legend, short_label
 
     from .storage import reading_storage, redact_url
     from .sweep import status_rows
@@ -223,14 +236,30 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(rows))
         return 0
     names = study.metric_names or [f"value {i}" for i in range(len(study.directions))]
-    table = Table(title=f"{spec.study_name} ({redact_url(spec.storage)}); * = Pareto front")
-    for column in ("#", "state", *names, "params", "failure reason"):
-        table.add_column(column)
+    parameters = list(dict.fromkeys(name for row in rows for name in row["params"]))
+    # short labels, one column per parameter, no vertical rules: readable in an 80-column terminal
+    table = Table(title=f"{spec.study_name} ({redact_url(spec.storage)}); * = Pareto front", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True,
+                  title_justify="left")
+    cells = []
     for row in rows:
-        values = [f"{v:.4g}" for v in row["values"]] if row["values"] else ["-"] * len(names)
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
-        table.add_row(f"{row['number']}{'*' if row['pareto'] else ''}", row["state"], *values, params, row["failure_reason"] or "")
-    Console().print(table)
+        values = [_status_value(float(v), 4) for v in row["values"]] if row["values"] else ["-"] * len(names)
+        params = [_status_value(row["params"].get(name)) for name in parameters]
+        cells.append([f"{row['number']}{'*' if row['pareto'] else ''}", row["state"].lower(), *values, *params])
+    for index, column in enumerate(("#", "state", *map(short_label, names), *map(short_label, parameters))):
+        # numbers are never cut (the reasons go below the table)
+        width = max(len(row[index]) for row in cells)
+        table.add_column(column.replace(" ", "\n"), justify="left" if column == "state" else "right", min_width=width)
+    for values in cells:
+        table.add_row(*values)
+    console = Console()
+    console.print(table)
+    for row in rows:
+        if row["failure_reason"]:
+            console.print(f"#{row['number']} {row['state'].lower()}: {row['failure_reason']}", highlight=False)
+    legend = label_legend([*names, *parameters])
+    if legend:
+        console.print(f"columns: {legend}", highlight=False)
     return 0
 
 

@@ -1,0 +1,42 @@
+"""`sweeper analyze` and `sweeper status` read in an 80-column terminal: no name or number cut to "…", no line
+wider than the terminal, and the short column labels explained once."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from _known_study import FAILED_TRIAL, FAILURE_REASON, write_study_file
+from sweeper.analysis import analyze_study
+from sweeper.cli import main
+from sweeper.report import print_analysis
+
+
+def _lines(text: str) -> list[str]:
+    return [line.rstrip() for line in text.splitlines()]
+
+
+def test_the_analysis_fits_80_columns_with_nothing_cut(known_study):
+    output = io.StringIO()
+    print_analysis(analyze_study(*known_study), Console(file=output, width=80, color_system=None))
+    text = output.getvalue()
+    assert "…" not in text
+    assert max(len(line) for line in _lines(text)) <= 80
+    assert "lr = learning_rate" in text and "batch = per_device_train_batch_size" in text
+    # the claims read as blocks: each verdict beside its hyperparameter, the evidence on its own line
+    assert "- learning rate (learning_rate): supported" in text
+    assert "  rho with the gap" in text
+
+
+def test_status_fits_80_columns_and_gives_each_failure_its_reason(known_study, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    study_file = write_study_file(tmp_path / "known.yaml", *known_study)
+    assert main(["status", str(study_file)]) == 0
+    text = capsys.readouterr().out
+    assert "…" not in text
+    assert max(len(line) for line in _lines(text)) <= 80
+    header = next(line for line in _lines(text) if line.strip().startswith("#"))
+    assert header.split()[-6:] == ["lr", "batch", "accum", "dropout", "wd", "beta"]
+    assert f"#{FAILED_TRIAL} fail: {FAILURE_REASON}" in text
+    assert "wd = weight_decay" in text
