@@ -85,9 +85,12 @@ def known_losses(u: float, b: float, rng: np.random.Generator) -> tuple[float, f
     return train_final, gap
 
 
-def build_known_study(storage_url: str, study_name: str, seed: int = 3, losses=known_losses) -> optuna.Study:
+def build_known_study(
+    storage_url: str, study_name: str, seed: int = 3, losses=known_losses, gap_from_batch=None
+) -> optuna.Study:
     """Create the study in `storage_url` (a file URL) and return it. `losses(u, b, rng)` plants the final training
-    loss and the gap from the learning rate's and beta's positions."""
+    loss and the gap from the learning rate's and beta's positions; `gap_from_batch(effective_batch_size)`, if
+    given, is added to the gap."""
     rng = np.random.default_rng(seed)
     study = optuna.create_study(study_name=study_name, storage=storage_url, directions=["minimize", "maximize"])
     with warnings.catch_warnings():
@@ -111,6 +114,8 @@ def build_known_study(storage_url: str, study_name: str, seed: int = 3, losses=k
             }
             rise = (0.3 if u >= 0.85 else 0.0) if rise is None else rise
             train_final, gap = losses(u, b, rng)
+            if gap_from_batch is not None:
+                gap += gap_from_batch(params["per_device_train_batch_size"] * params["gradient_accumulation_steps"])
             eval_final = train_final + gap
             margin = 2 * dropout / 0.3 + rng.normal(0, 0.01)
             config = build_training_config(base, {PATHS[k]: v for k, v in params.items()}, source="known study")

@@ -313,7 +313,34 @@ def _effect_shapes(
         )
         shapes += found_shapes
         interactions += found_interactions
+        shapes += _effective_batch_shapes(rows, axes, target, by_trial, maximize, pooled_sd, seed)
     return shapes, interactions
+
+
+# What the effective batch size (micro-batch x accumulation x devices) is made of: a surrogate that holds both and
+# their product sees the same thing twice, so its shape comes from a surrogate that holds it instead of them.
+_BATCH_FACTORS = ("per_device_train_batch_size", "gradient_accumulation_steps")
+
+
+def _effective_batch_shapes(rows, axes, target, by_trial, maximize, pooled_sd, seed) -> list[EffectShape]:
+    other_axes = [axis for axis in axes if axis.name not in _BATCH_FACTORS]
+    batch_axes = [*other_axes, ParameterAxis(EFFECTIVE_BATCH_SIZE, log_scale=True)]
+    usable = [
+        row for row in rows
+        if row.number in by_trial and all(parameter_value(row, a.name) is not None for a in batch_axes)
+    ]
+    if len(other_axes) == len(axes) or len({parameter_value(row, EFFECTIVE_BATCH_SIZE) for row in usable}) < 2:
+        return []  # no batch factor swept, or all trials had one effective batch size
+    found, _ = shapes_and_interactions(
+        batch_axes,
+        {axis.name: [parameter_value(row, axis.name) for row in usable] for axis in batch_axes},
+        {target: [by_trial[row.number] for row in usable]},
+        maximize,
+        pooled_sd,
+        seed,
+        interactions=False,
+    )
+    return [shape for shape in found if shape.parameter == EFFECTIVE_BATCH_SIZE]
 
 
 def _numeric_axes(rows: Sequence[TrialRow], parameters: Sequence[ParameterInfo]) -> list[ParameterAxis]:

@@ -162,8 +162,10 @@ def shapes_and_interactions(
     maximize: Mapping[str, bool],
     noise_sd: Mapping[str, float | None] | None = None,
     seed: int = 0,
+    interactions: bool = True,
 ) -> tuple[list[EffectShape], list[PairInteraction]]:
-    """`effect_shapes`, and the pairwise interactions (`_interactions.py`) read off the same surrogate per target."""
+    """`effect_shapes`, and the pairwise interactions (`_interactions.py`) read off the same surrogate per target
+    (none when `interactions` is False)."""
     noise_sd = noise_sd or {}
     features_raw = np.column_stack([np.asarray(values[axis.name], dtype=float) for axis in axes])
     transformed = np.column_stack(
@@ -176,7 +178,7 @@ def shapes_and_interactions(
     def unscale(value: float, column: int) -> float:
         return float(_untransform(low[column] + value * span[column], axes[column].log_scale))
 
-    shapes, interactions = [], []
+    shapes, pairs = [], []
     for target, ys in targets.items():
         target_values = np.asarray(ys, dtype=float)
         if len(target_values) < MIN_TRIALS or np.ptp(target_values) == 0:
@@ -186,7 +188,8 @@ def shapes_and_interactions(
             fitted = np.random.default_rng(seed).choice(len(fitted), MAX_SURROGATE_TRIALS, replace=False)
         model = fit_surrogate(scaled[fitted], target_values[fitted], seed)
         tolerance = max(noise_sd.get(target) or 0.0, RELATIVE_TOLERANCE * float(np.ptp(target_values)))
-        interactions += pair_interactions(model, scaled, [axis.name for axis in axes], unscale, target, tolerance, seed)
+        if interactions:
+            pairs += pair_interactions(model, scaled, [axis.name for axis in axes], unscale, target, tolerance, seed)
         for index, axis in enumerate(axes):
             if high[index] == low[index]:
                 continue
@@ -212,7 +215,7 @@ def shapes_and_interactions(
                     log_scale=axis.log_scale,
                 )
             )
-    return shapes, interactions
+    return shapes, pairs
 
 
 def describe_shape(shape: EffectShape) -> str:

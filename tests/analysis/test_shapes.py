@@ -124,3 +124,16 @@ def test_advice_for_the_planted_overfit_and_underfit_trials_names_the_planted_ca
     assert underfit.suggested > underfit.current and underfit.target == "train_loss" and underfit.change_high < 0
     assert all(item.trial in {t.number for t in analysis.completed if t.fit.label in ("overfit", "underfit")}
                for item in analysis.advice)
+
+
+def test_the_effective_batch_size_gets_its_own_shape(tmp_path):
+    """The gap falls with micro-batch x accumulation (4 .. 32) and with neither alone: the effective batch size's
+    shape, from a surrogate that holds it in place of its factors, says so."""
+    from _known_study import build_known_study
+
+    url = f"sqlite:///{tmp_path / 'batch.db'}"
+    build_known_study(url, "batch", gap_from_batch=lambda effective: -0.4 * math.log2(effective / 4) / 3)
+    analysis = analyze_study("batch", url)
+    shape = next(e for e in analysis.effects if (e.parameter, e.target) == ("effective_batch_size", GAP))
+    assert shape.shape == DECREASING and shape.change < -0.2
+    assert shape.grid[0] == pytest.approx(4) and shape.grid[-1] == pytest.approx(32) and shape.log_scale
