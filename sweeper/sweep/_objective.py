@@ -7,6 +7,7 @@ import math
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 
 import optuna
@@ -23,6 +24,21 @@ log = logging.getLogger(__name__)
 NON_FINITE_OBJECTIVE = "non-finite objective"
 WORKER_ATTR = "worker"  # host:pid of the process that ran the trial
 REPEATS_TRIAL = "repeats_trial"
+SUGGEST_S_ATTR = "suggest_s"  # seconds the sampler took to suggest the trial's parameters
+# A sampler whose suggestion costs more than this share of a trial's training is the sweep's bottleneck (the GP
+# sampler grows with the cube of the trials: seconds per suggestion at hundreds of trials): the worker says so once.
+SAMPLER_SHARE_WARNED = 0.25
+
+
+def sampler_cost_warning(sampler: str, suggest_s: float, runtime_s: float, trial_number: int) -> str | None:
+    """The warning for a suggestion that cost more than SAMPLER_SHARE_WARNED of the trial's training, else None."""
+    if runtime_s <= 0 or suggest_s <= SAMPLER_SHARE_WARNED * runtime_s:
+        return None
+    return (
+        f"the {sampler} sampler took {suggest_s:.1f} s to suggest trial {trial_number}, {suggest_s / runtime_s:.0%} "
+        f"of its training ({runtime_s:.1f} s): at this study size the sampler slows the sweep. "
+        "Fix: `sampler: {name: tpe}` in the study file suggests in milliseconds"
+    )
 # Trials whose parameters a new trial must not repeat: finished ones, and ones another worker is running now.
 _HELD_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
 
@@ -62,6 +78,7 @@ class TrialObjective:
         self.consecutive_repeats = 0
         self.inputs_digest = inputs_digest  # the version of the study's inputs this worker runs on
         self.trial_number: int | None = None  # the trial being run, or last run
+        self.warned_sampler_cost = False
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         self.trial_number = trial.number  # the worker re-queues it when the system stops the worker mid-trial
@@ -76,7 +93,10 @@ class TrialObjective:
             self.on_trial_created()
         # which machine and process ran it (logs, scheduler jobs, drills); read now, not at import: a fork has its own
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        started = time.perf_counter()
         self.spec.space.suggest(trial)
+        suggest_s = time.perf_counter() - started
+        trial.set_user_attr(SUGGEST_S_ATTR, round(suggest_s, 4))
         if self.inputs_digest:
             trial.set_user_attr(TRIAL_INPUTS_ATTR, self.inputs_digest)
         self._refuse_repeat(trial)
@@ -101,6 +121,10 @@ class TrialObjective:
         )
         if result.notes:
             trial.set_user_attr("notes", result.notes)
+        warning = sampler_cost_warning(self.spec.sampler.name, suggest_s, result.runtime_s, trial.number)
+        if warning and not self.warned_sampler_cost:
+            self.warned_sampler_cost = True
+            log.warning(warning)
         self.curves.write(self.spec.study_name, trial.number, result.curves)
         if evaluations.decision is not None:  # stopped at a rung: stored as PRUNED, with its curve so far
             trial.set_user_attr(PRUNED_REASON, evaluations.decision.reason)

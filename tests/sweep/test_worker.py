@@ -45,6 +45,7 @@ def test_multi_objective_sweep_on_sqlite_stores_trials_objectives_and_every_curv
         assert math.isfinite(attrs["eval_loss"])  # the raw, beta-weighted values are kept beside the objectives
         assert attrs["effective_batch_size"] == trial.params["per_device_train_batch_size"]
         assert attrs["runtime_s"] > 0 and len(attrs["config_hash"]) >= 12
+        assert 0 <= attrs["suggest_s"] < attrs["runtime_s"]  # the sampler's cost, beside the training's
         assert {"torch", "trl", "peft", "optuna"} <= set(attrs["library_versions"])
         assert "failure_reason" not in attrs
 
