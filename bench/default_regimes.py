@@ -27,7 +27,9 @@ SWEEPER = str(Path(sys.executable).parent / "sweeper")
 
 def _run(arguments: list[str], work: Path) -> tuple[float, str]:
     started = time.perf_counter()
-    done = subprocess.run([SWEEPER, *arguments], cwd=work, capture_output=True, text=True, check=True)
+    done = subprocess.run([SWEEPER, *arguments], cwd=work, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"sweeper {' '.join(arguments)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return time.perf_counter() - started, done.stdout
 
 
