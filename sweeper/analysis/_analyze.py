@@ -43,7 +43,7 @@ from ._data import (
     StudyAnalysis,
     TrialRow,
 )
-from ._fit import best_improvement, label_fit, loss_series, measure_fit
+from ._fit import LOSS_METRICS, best_improvement, label_fit, loss_series, measure_fit
 from ._importance import importances_for
 from ._pareto import hypervolume_history
 from ._seed_spread import metric_values, seed_spread
@@ -100,7 +100,7 @@ def analyze_study(
         names = study.metric_names or [f"value_{i}" for i in range(len(directions))]
         objectives = [ObjectiveInfo(name, direction) for name, direction in zip(names, directions, strict=True)]
         with CurveStore(url) as curves:
-            curve_rows = _by_trial(curves.read(study_name))
+            curve_rows = _by_trial(curves.read(study_name, metrics=LOSS_METRICS))
             frozen = study.get_trials(deepcopy=False)
             rows = _trial_rows(frozen, curve_rows, names)
             best_gain = best_improvement([row.fit for row in rows if row.fit])
@@ -475,7 +475,7 @@ def _seed_spread(
         trials = optuna.load_study(study_name=companion, storage=rdb).get_trials(
             deepcopy=False, states=(TrialState.COMPLETE,)
         )
-        replicate_rows = _trial_rows(trials, _by_trial(curves.read(companion)), names)
+        replicate_rows = _trial_rows(trials, _by_trial(curves.read(companion, metrics=LOSS_METRICS)), names)
         for trial, row in zip(trials, replicate_rows, strict=True):
             if row.fit is not None:
                 row.fit = label_fit(row.fit, best_gain, rule)

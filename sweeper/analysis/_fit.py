@@ -12,9 +12,12 @@ from ._data import BALANCED, OVERFIT, UNDERFIT, FitRule, TrialFit
 _TINY = 1e-12
 
 
+LOSS_METRICS = ("nll_loss", "log_odds_ratio")  # all that the fit and the Pareto trials' loss curves read
+
+
 def loss_series(curve_rows: Sequence[Mapping[str, Any]], split: str) -> list[tuple[int, float]]:
     """(step, nll_loss - log_odds_ratio) at every step of `split` where both were logged and finite."""
-    by_metric: dict[str, dict[int, float]] = {"nll_loss": {}, "log_odds_ratio": {}}
+    by_metric: dict[str, dict[int, float]] = {metric: {} for metric in LOSS_METRICS}
     for row in curve_rows:
         if row["split"] == split and row["metric"] in by_metric and row["value"] is not None:
             by_metric[row["metric"]][int(row["step"])] = float(row["value"])

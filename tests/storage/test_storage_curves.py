@@ -92,3 +92,13 @@ def test_curves_live_beside_the_study_opened_by_open_storage(storage_url, unique
         curves.write(unique_name, 0, _points())
     assert sqlalchemy.inspect(storage.engine).has_table("sweeper_curve_points")
     storage.engine.dispose()
+
+
+def test_a_read_can_select_metrics_and_a_split_in_sql(curves, unique_name):
+    curves.write(unique_name, 0, _points())
+    curves.write(unique_name, 1, _points(scale=2.0))
+    rows = curves.read(unique_name, metrics=["loss"], split="eval")
+    assert [(row["trial_number"], row["step"], row["value"]) for row in rows] == [
+        (0, 10, 10.0), (0, 20, 20.0), (1, 10, 20.0), (1, 20, 40.0)
+    ]
+    assert len(curves.read(unique_name, metrics=["loss", "rewards/margins"])) == 16
