@@ -229,6 +229,13 @@ class StudySpec(BaseModel):
         """The values to tell Optuna, in the study's objective order."""
         return [OBJECTIVES[name].compute(eval_metrics, train_metrics, beta) for name in self.objective_names]
 
+    def metrics_needed(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(evaluation metrics, training metrics) the objectives read, as the curves table names them
+        (`nll_loss`, not `eval_nll_loss`): what a pruning decision reads of its peers' curves."""
+        eval_seen, train_seen = _ReadRecorder(), _ReadRecorder()
+        self.objective_values(eval_seen, train_seen, 1.0)  # every registered formula is defined at 1.0
+        return frozenset(key.removeprefix("eval_") for key in eval_seen.read), frozenset(train_seen.read)
+
     def distributions(self) -> dict[str, Any]:
         return self.space.distributions()
 
@@ -332,3 +339,18 @@ def beta_scaled_warnings(spec: StudySpec) -> list[str]:
         for choice in spec.objectives
         if OBJECTIVES[choice.name].beta_scaled
     ]
+
+
+class _ReadRecorder(dict):
+    """A metrics mapping that holds every key (as 1.0) and remembers which ones were read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: set[str] = set()
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> float:
+        self.read.add(key)
+        return 1.0

@@ -89,7 +89,11 @@ class IntermediateEvaluations(TrainerCallback):
             if other.number != self.trial.number
         }
         pruner = self.spec.pruner
-        vectors = peer_vectors(self.curves.read(self.spec.study_name, split=split), peers, rung) if peers else []
+        eval_needed, train_needed = self.spec.metrics_needed()
+        # only the metrics the objectives read: a peer's curve holds 12 metrics per split at every logged step
+        vectors = peer_vectors(
+            self.curves.read(self.spec.study_name, split=split, metrics=sorted(eval_needed | train_needed)), peers, rung
+        ) if peers else []
         return decide(
             own,
             vectors,

@@ -126,3 +126,13 @@ def test_beta_scaled_objectives_warn_when_beta_is_searched(tiny_config_exists):
 def test_no_warning_when_beta_is_fixed_or_objectives_are_beta_free(tiny_config_exists):
     assert beta_scaled_warnings(spec_with(["eval_loss", "eval_reward_margin"], 0.1)) == []
     assert beta_scaled_warnings(spec_with(list(DEFAULT_OBJECTIVES), {"log_uniform": [0.01, 1.0]})) == []
+
+
+def test_the_metrics_an_objective_reads_are_named_as_the_curves_table_names_them(tiny_config_exists):
+    # what a pruning decision selects from its peers' curves (sweep/_intermediate.py)
+    spec = spec_with(["eval_nll_loss", "eval_logp_margin"], {"uniform": [0.05, 0.5]})
+    assert spec.metrics_needed() == ({"nll_loss", "logps/chosen", "logps/rejected"}, set())
+    every = {name for name, objective in OBJECTIVES.items()}
+    for name in every:
+        eval_needed, train_needed = spec_with([name], 0.1).metrics_needed()
+        assert eval_needed or train_needed, name
