@@ -86,7 +86,7 @@ def known_losses(u: float, b: float, rng: np.random.Generator) -> tuple[float, f
 
 
 def build_known_study(
-    storage_url: str, study_name: str, seed: int = 3, losses=known_losses, gap_from_batch=None
+    storage_url: str, study_name: str, seed: int = 3, losses=known_losses, gap_from_batch=None, n_random: int = N_RANDOM
 ) -> optuna.Study:
     """Create the study in `storage_url` (a file URL) and return it. `losses(u, b, rng)` plants the final training
     loss and the gap from the learning rate's and beta's positions; `gap_from_batch(effective_batch_size)`, if
@@ -99,7 +99,7 @@ def build_known_study(
     base = read_yaml_mapping(REPO_ROOT / "configs" / "tiny.yaml")
     versions = library_versions()
     shapes = [
-        (rng.uniform(), rng.uniform(), rng.uniform(0, 0.3), None) for _ in range(N_RANDOM)
+        (rng.uniform(), rng.uniform(), rng.uniform(0, 0.3), None) for _ in range(n_random)
     ]
     rows = FIXED + shapes
     with CurveStore(storage_url) as curves:

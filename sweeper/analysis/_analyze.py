@@ -33,7 +33,9 @@ from ._data import (
     Advice,
     GAP,
     LOSS_FORM,
+    OVERFIT,
     TRAIN_LOSS,
+    UNDERFIT,
     Correlation,
     ClaimVerdict,
     CurveSeries,
@@ -44,7 +46,7 @@ from ._data import (
     TrialRow,
 )
 from ._fit import LOSS_METRICS, best_improvement, label_fit, loss_series, measure_fit
-from ._importance import importances_for
+from ._importance import MAX_FANOVA_TRIALS, importances_for
 from ._pareto import hypervolume_history
 from ._seed_spread import metric_values, seed_spread
 from ._interactions import PairInteraction
@@ -143,6 +145,12 @@ def analyze_study(
     if len(completed_rows) < 4:
         notes.append(f"{len(completed_rows)} completed trial(s): correlations need at least 4, importances 3")
     notes += _mixed_inputs_notes(complete)
+    labelled = sum(1 for row in completed_rows if row.fit and row.fit.label in (OVERFIT, UNDERFIT))
+    if labelled > MAX_ADVISED_TRIALS:
+        notes.append(f"advice for {len(advice)} of the {labelled} overfit or underfit trials: the Pareto trials first, "
+                     "then the latest")
+    if len(complete) > MAX_FANOVA_TRIALS:
+        notes.append(f"fANOVA importances from a random {MAX_FANOVA_TRIALS} of the {len(complete)} completed trials")
     if not spread.groups:
         notes.append(
             "no replicates: seed-to-seed spread unknown; `sweeper replicate STUDY --top K --seeds S` measures it"
@@ -348,6 +356,11 @@ def _numeric_axes(rows: Sequence[TrialRow], parameters: Sequence[ParameterInfo])
     return [ParameterAxis(p.name, p.log_scale or (p.categorical and _spans_factors(rows, p.name))) for p in numeric]
 
 
+# Each advised trial costs a surrogate prediction with its covariance over every candidate move: linear in the
+# advised trials, and a table of thousands of rows helps nobody. Larger studies advise the Pareto trials and the latest.
+MAX_ADVISED_TRIALS = 200
+
+
 def _advice(
     rows: Sequence[TrialRow],
     parameters: Sequence[ParameterInfo],
@@ -360,6 +373,10 @@ def _advice(
     axes = _numeric_axes(rows, parameters)
     usable = [row for row in rows if all(parameter_value(row, axis.name) is not None for axis in axes)]
     labels = {row.number: row.fit.label for row in usable if row.fit and row.fit.label}
+    if len(labels) > MAX_ADVISED_TRIALS:  # the Pareto trials first, then the latest
+        pareto = {row.number for row in usable if row.pareto}
+        kept = sorted(labels, key=lambda number: (number not in pareto, -number))[:MAX_ADVISED_TRIALS]
+        labels = {number: labels[number] for number in kept}
     return advise(
         axes,
         [{axis.name: parameter_value(row, axis.name) for axis in axes} for row in usable],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import optuna
 from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
 from optuna.trial import FrozenTrial
@@ -18,6 +19,9 @@ from ._data import Importance
 
 FANOVA, PED_ANOVA = "fanova", "ped_anova"
 MIN_TRIALS = 3
+# fANOVA's forest marginalises over every leaf: its cost grows faster than the trials (113 of 133 CPU s of an
+# analysis at 1,000 trials). Variance shares settle long before that, so larger studies use a random sample.
+MAX_FANOVA_TRIALS = 400
 
 
 def _evaluator(name: str, seed: int):
@@ -43,6 +47,10 @@ def importances_for(
     usable = [trial for trial in trials if trial.number in target_values and all(p in trial.params for p in params)]
     results = []
     for name in evaluators:
+        evaluated = usable
+        if name == FANOVA and len(usable) > MAX_FANOVA_TRIALS:
+            picked = np.random.default_rng(seed).choice(len(usable), MAX_FANOVA_TRIALS, replace=False)
+            evaluated = [usable[index] for index in sorted(picked)]
         negate = maximize and name == PED_ANOVA
         if len(usable) < MIN_TRIALS or not params:
             error = f"needs {MIN_TRIALS} completed trials, has {len(usable)}"
@@ -54,7 +62,7 @@ def importances_for(
                 optuna.trial.create_trial(params={p: t.params[p] for p in params},
                                           distributions={p: t.distributions[p] for p in params},
                                           value=target_values[t.number])
-                for t in usable
+                for t in evaluated
             ]
         )
         sign = -1.0 if negate else 1.0
@@ -67,5 +75,5 @@ def importances_for(
         except (RuntimeError, ValueError) as error:
             results.append(Importance(target, name, negate, {}, len(usable), f"{type(error).__name__}: {error}"))
             continue
-        results.append(Importance(target, name, negate, {k: float(v) for k, v in values.items()}, len(usable)))
+        results.append(Importance(target, name, negate, {k: float(v) for k, v in values.items()}, len(evaluated)))
     return results

@@ -40,6 +40,25 @@ def _interval(low, high) -> str:
     return f"[{low:+.2f}, {high:+.2f}]" if low is not None and high is not None else "-"
 
 
+# Above this many completed trials the figures keep the file small and the page quick: hover text in full for the
+# Pareto trials only, WebGL scatter, parallel coordinates and the fit table on a subset (named in their titles).
+LARGE_STUDY = 500
+MAX_PARALLEL_LINES = 1000
+MAX_TABLE_ROWS = 150  # a plotly table draws every cell as SVG: 500 rows of the fit table took 22 s to open
+
+
+def _hovers(analysis: StudyAnalysis, trials: Sequence[TrialRow]) -> list[str]:
+    if len(analysis.completed) <= LARGE_STUDY:
+        return [_hover(t) for t in trials]
+    return [_hover(t) if t.pareto else f"trial {t.number}" for t in trials]
+
+
+def _pareto_then_latest(trials: Sequence[TrialRow], limit: int) -> list[TrialRow]:
+    """At most `limit` trials: the Pareto ones, then the latest; in trial order."""
+    kept = sorted(trials, key=lambda t: (not t.pareto, -t.number))[:limit]
+    return sorted(kept, key=lambda t: t.number)
+
+
 def _hover(trial: TrialRow) -> str:
     params = "<br>".join(f"{name} = {_number(value)}" for name, value in trial.params.items())
     values = "<br>".join(f"{name} = {_number(value)}" for name, value in (trial.values or {}).items())
@@ -57,7 +76,7 @@ def pareto_front(analysis: StudyAnalysis) -> go.Figure:
         colorbar=dict(title="log10 beta"),
         line=dict(width=[2.5 if t.pareto else 0.5 for t in completed], color="black"),
     )
-    hover = [_hover(t) for t in completed]
+    hover = _hovers(analysis, completed)
     figure = go.Figure()
     if len(names) == 1:
         figure.add_trace(go.Scatter(x=[t.number for t in completed], y=[t.values[names[0]] for t in completed],
@@ -136,6 +155,10 @@ def importances(analysis: StudyAnalysis) -> go.Figure:
 
 def parallel_coordinates(analysis: StudyAnalysis) -> go.Figure:
     completed = analysis.completed
+    shown = "completed trials"
+    if len(completed) > MAX_PARALLEL_LINES:  # thousands of lines are one blot, and slow to draw
+        shown = f"{MAX_PARALLEL_LINES} of {len(completed)} completed trials (the Pareto ones, then the latest)"
+        completed = _pareto_then_latest(completed, MAX_PARALLEL_LINES)
     dimensions = []
     for parameter in analysis.parameters:
         # a study resumed with a changed space (allowed explicitly) has trials without this parameter
@@ -163,7 +186,7 @@ def parallel_coordinates(analysis: StudyAnalysis) -> go.Figure:
     ))
     # axis titles above their axes, tilted, with room: side by side they overlapped
     figure.update_traces(labelangle=-20, labelside="top")
-    figure.update_layout(title=f"Parallel coordinates of completed trials (color: {first.name})", height=_HEIGHT + 60,
+    figure.update_layout(title=f"Parallel coordinates of {shown} (color: {first.name})", height=_HEIGHT + 60,
                          margin=dict(t=140))
     return figure
 
@@ -283,6 +306,7 @@ def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
     rows = math.ceil(len(names) / n_columns)
     figure = make_subplots(rows=rows, cols=n_columns, subplot_titles=titles, vertical_spacing=0.5 / max(rows, 1))
     fitted = [t for t in analysis.completed if t.fit and t.fit.generalization_gap is not None]
+    scatter = go.Scattergl if len(analysis.completed) > LARGE_STUDY else go.Scatter  # WebGL: thousands of dots
     for index, name in enumerate(names):
         row, column = divmod(index, n_columns)
         for label in (UNDERFIT, BALANCED, OVERFIT, None):
@@ -291,10 +315,10 @@ def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
                 continue
             xs = [parameter_value(t, name) for t in group]
             figure.add_trace(
-                go.Scatter(x=xs, y=[t.fit.generalization_gap for t in group], mode="markers",
-                           marker=dict(color=LABEL_COLORS[label], size=8), name=label or "unlabelled",
-                           legendgroup=label or "unlabelled", showlegend=index == 0,
-                           hovertext=[_hover(t) for t in group], hoverinfo="text"),
+                scatter(x=xs, y=[t.fit.generalization_gap for t in group], mode="markers",
+                        marker=dict(color=LABEL_COLORS[label], size=8), name=label or "unlabelled",
+                        legendgroup=label or "unlabelled", showlegend=index == 0,
+                        hovertext=_hovers(analysis, group), hoverinfo="text"),
                 row=row + 1, col=column + 1,
             )
         if index < len(columns) and columns[index].log_scale:
@@ -388,6 +412,11 @@ def correlations_table(analysis: StudyAnalysis) -> go.Figure:
 
 def fit_table(analysis: StudyAnalysis) -> go.Figure:
     rows = [t for t in analysis.completed if t.fit]
+    shown = "every completed trial"
+    if len(rows) > MAX_TABLE_ROWS:
+        shown = (f"{MAX_TABLE_ROWS} of {len(rows)} completed trials, the Pareto ones then the latest; every trial: "
+                 "`sweeper analyze --json`")
+        rows = _pareto_then_latest(rows, MAX_TABLE_ROWS)
     return _table(
         ["trial", "training loss", "validation loss", "gap", "gap / validation", "rise after min",
          "share of best improvement", "fit", "rule"],
@@ -400,7 +429,7 @@ def fit_table(analysis: StudyAnalysis) -> go.Figure:
             [f"{t.fit.improvement_ratio:.0%}" if t.fit.improvement_ratio is not None else "-" for t in rows],
             [t.fit.label or "-" for t in rows], [t.fit.reason for t in rows],
         ],
-        f"Fit of every completed trial ({analysis.loss_form}; * = Pareto front)",
+        f"Fit of {shown} ({analysis.loss_form}; * = Pareto front)",
         fill=[["white"] * len(rows)] * 7 + [[LABEL_FILLS[t.fit.label] for t in rows]] + [["white"] * len(rows)],
     )
 

@@ -212,3 +212,31 @@ def test_the_same_analysis_from_postgresql(postgres_url, unique_name, analysis):
     assert [t.fit.label for t in shared.completed] == [t.fit.label for t in analysis.completed]
     assert [c.verdict for c in shared.claims] == [c.verdict for c in analysis.claims]
     assert shared.hypervolume.values == pytest.approx(analysis.hypervolume.values)
+
+
+def test_fanova_on_a_large_study_uses_a_random_sample_that_still_ranks_the_planted_parameter(monkeypatch):
+    from sweeper.analysis import _importance
+
+    monkeypatch.setattr(_importance, "MAX_FANOVA_TRIALS", 60)
+    rng = np.random.default_rng(1)
+    distributions = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
+    trials, values = [], {}
+    for number in range(150):
+        a, b = rng.uniform(size=2)
+        trial = optuna.trial.create_trial(params={"a": a, "b": b}, distributions=distributions, value=0.0)
+        trial.number = number
+        trials.append(trial)
+        values[number] = 3.0 * a + rng.normal(0, 0.05)
+    (fanova,) = importances_for(trials, values, "y", maximize=False, params=["a", "b"], evaluators=[FANOVA])
+    assert fanova.n_trials == 60 and fanova.values["a"] > 0.9
+
+
+def test_a_study_with_more_labelled_trials_than_the_cap_advises_the_pareto_trials_first(known_study, monkeypatch):
+    from sweeper.analysis import _analyze
+
+    monkeypatch.setattr(_analyze, "MAX_ADVISED_TRIALS", 5)
+    analysis = analyze_study(*known_study)
+    labelled_pareto = {t.number for t in analysis.pareto_trials if t.fit and t.fit.label in ("overfit", "underfit")}
+    advised = {item.trial for item in analysis.advice}
+    assert len(advised) <= 5 and labelled_pareto <= advised
+    assert any(note.startswith(f"advice for {len(advised)} of the ") for note in analysis.notes)

@@ -181,3 +181,20 @@ def test_a_study_whose_space_changed_renders_and_names_the_mixed_versions(tmp_pa
     assert any("mixed data" in note and "fp-b: trials 3, 4, 5" in note for note in analysis.notes)
     # the report names its data: source, pairs per split and fingerprint of each version
     assert "/data/pairs.jsonl (20 training / 4 validation pairs, fingerprint fp-a, 3 trials)" in page
+
+
+@pytest.mark.slow
+def test_a_report_of_1000_trials_stays_small_names_its_subsets_and_renders(tmp_path):
+    from _known_study import build_known_study
+
+    url = f"sqlite:///{tmp_path / 'large.db'}"
+    build_known_study(url, "large", n_random=1000)
+    analysis = analyze_study("large", url)
+    page = render_report(analysis)
+    completed = len(analysis.completed)
+    assert len(page.encode()) < 8_000_000  # 8.7 MB before (hover text of every trial in every panel)
+    assert f"1000 of {completed} completed trials" in page  # parallel coordinates: the Pareto ones, then the latest
+    assert f"150 of {completed} completed trials" in page  # the fit table
+    attributes = _probed(page, tmp_path)
+    assert json.loads(attributes["errors"].replace("&quot;", '"')) == []
+    assert attributes["drawn"].split(",") == [f"figure-{i}" for i in range(len(SECTIONS))]
