@@ -306,49 +306,43 @@ def _effect_shapes(
     direction."""
     axes = _numeric_axes(rows, parameters)
     maximize = {target: target in names and directions[names.index(target)] == "maximize" for target in targets}
+    # What the effective batch size (micro-batch x accumulation x devices) is made of: a surrogate holding both and
+    # their product sees the same thing twice, so its shape comes from a surrogate holding it instead of them.
+    other_axes = [axis for axis in axes if axis.name not in _BATCH_FACTORS]
+    batch_axes = [*other_axes, ParameterAxis(EFFECTIVE_BATCH_SIZE, log_scale=True)]
     shapes, interactions = [], []
     for target, by_trial in targets.items():
-        usable = [row for row in rows if row.number in by_trial and all(parameter_value(row, a.name) is not None for a in axes)]
-        if not axes or not usable:
-            continue
-        found_shapes, found_interactions = shapes_and_interactions(
-            axes,
-            {axis.name: [parameter_value(row, axis.name) for row in usable] for axis in axes},
-            {target: [by_trial[row.number] for row in usable]},
-            maximize,
-            pooled_sd,
-            seed,
-        )
+        found_shapes, found_interactions = _surrogate_shapes(rows, axes, target, by_trial, maximize, pooled_sd, seed)
         shapes += found_shapes
         interactions += found_interactions
-        shapes += _effective_batch_shapes(rows, axes, target, by_trial, maximize, pooled_sd, seed)
+        if len(other_axes) < len(axes):  # a batch factor was swept
+            batch_shapes, _ = _surrogate_shapes(
+                rows, batch_axes, target, by_trial, maximize, pooled_sd, seed, interactions=False
+            )
+            shapes += [shape for shape in batch_shapes if shape.parameter == EFFECTIVE_BATCH_SIZE]
     return shapes, interactions
 
 
-# What the effective batch size (micro-batch x accumulation x devices) is made of: a surrogate that holds both and
-# their product sees the same thing twice, so its shape comes from a surrogate that holds it instead of them.
 _BATCH_FACTORS = ("per_device_train_batch_size", "gradient_accumulation_steps")
 
 
-def _effective_batch_shapes(rows, axes, target, by_trial, maximize, pooled_sd, seed) -> list[EffectShape]:
-    other_axes = [axis for axis in axes if axis.name not in _BATCH_FACTORS]
-    batch_axes = [*other_axes, ParameterAxis(EFFECTIVE_BATCH_SIZE, log_scale=True)]
+def _surrogate_shapes(rows, axes, target, by_trial, maximize, pooled_sd, seed, interactions: bool = True):
+    """shapes_and_interactions of one target over the trials that have it and every parameter of `axes`."""
     usable = [
         row for row in rows
-        if row.number in by_trial and all(parameter_value(row, a.name) is not None for a in batch_axes)
+        if row.number in by_trial and all(parameter_value(row, axis.name) is not None for axis in axes)
     ]
-    if len(other_axes) == len(axes) or len({parameter_value(row, EFFECTIVE_BATCH_SIZE) for row in usable}) < 2:
-        return []  # no batch factor swept, or all trials had one effective batch size
-    found, _ = shapes_and_interactions(
-        batch_axes,
-        {axis.name: [parameter_value(row, axis.name) for row in usable] for axis in batch_axes},
+    if not axes or not usable:
+        return [], []
+    return shapes_and_interactions(
+        axes,
+        {axis.name: [parameter_value(row, axis.name) for row in usable] for axis in axes},
         {target: [by_trial[row.number] for row in usable]},
         maximize,
         pooled_sd,
         seed,
-        interactions=False,
+        interactions=interactions,
     )
-    return [shape for shape in found if shape.parameter == EFFECTIVE_BATCH_SIZE]
 
 
 def _numeric_axes(rows: Sequence[TrialRow], parameters: Sequence[ParameterInfo]) -> list[ParameterAxis]:
