@@ -248,7 +248,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         cells.append([f"{row['number']}{'*' if row['pareto'] else ''}", row["state"].lower(), *values, *params])
     for index, column in enumerate(("#", "state", *map(short_label, names), *map(short_label, parameters))):
         # numbers are never cut (the reasons go below the table)
-        width = max(len(row[index]) for row in cells)
+        width = max((len(row[index]) for row in cells), default=1)
         table.add_column(column.replace(" ", "\n"), justify="left" if column == "state" else "right", min_width=width)
     for values in cells:
         table.add_row(*values)

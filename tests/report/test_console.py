@@ -40,3 +40,12 @@ def test_status_fits_80_columns_and_gives_each_failure_its_reason(known_study, t
     assert header.split()[-6:] == ["lr", "batch", "accum", "dropout", "wd", "beta"]
     assert f"#{FAILED_TRIAL} fail: {FAILURE_REASON}" in text
     assert "wd = weight_decay" in text
+
+
+def test_status_of_a_study_with_no_trials_yet(tmp_path, capsys):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    optuna.create_study(study_name="empty", storage=url, directions=["minimize", "maximize"])
+    assert main(["status", str(write_study_file(tmp_path / "empty.yaml", "empty", url))]) == 0
+    assert "state" in capsys.readouterr().out
