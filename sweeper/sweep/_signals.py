@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import faulthandler
+import io
 import os
 import signal
 import sys
@@ -63,8 +64,14 @@ def stop_signals_interrupt() -> Iterator[None]:
 
 
 def dump_stack_on_signal() -> None:
-    """STACK_DUMP_SIGNAL makes this process write every thread's stack to stderr: how a stuck worker is diagnosed."""
-    faulthandler.register(STACK_DUMP_SIGNAL, all_threads=True, chain=False)
+    """STACK_DUMP_SIGNAL makes this process write every thread's stack to stderr: how a stuck worker is diagnosed.
+    faulthandler writes to a file descriptor: where sys.stderr has none (captured, as in tests), the process's own."""
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            faulthandler.register(STACK_DUMP_SIGNAL, file=stream, all_threads=True, chain=False)
+            return
+        except (AttributeError, ValueError, io.UnsupportedOperation):  # no fileno()
+            continue
 
 
 def die_with_parent() -> None:
