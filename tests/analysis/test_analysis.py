@@ -119,18 +119,24 @@ def test_importance_per_objective_and_gap(analysis):
     assert sum(gap.values.values()) == pytest.approx(1.0)
 
 
-def test_ped_anova_importance_explains_the_best_trials_of_a_maximised_objective():
-    """y = 5 [b > 0.8] - 5 [a > 0.8], maximised: b decides the best trials, a the worst. Passing the maximised
-    values unnegated would explain the worst trials (a), which is the mistake this guards against."""
-    rng = np.random.default_rng(0)
+def _two_parameter_trials(n: int, value_of, seed: int = 0):
+    """`n` frozen trials of parameters a, b ~ U(0, 1) and their target values `value_of(a, b, rng)` by number."""
+    rng = np.random.default_rng(seed)
     distributions = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
     trials, values = [], {}
-    for number in range(200):
+    for number in range(n):
         a, b = rng.uniform(size=2)
         trial = optuna.trial.create_trial(params={"a": a, "b": b}, distributions=distributions, value=0.0)
         trial.number = number
         trials.append(trial)
-        values[number] = 5.0 * (b > 0.8) - 5.0 * (a > 0.8) + rng.normal(0, 0.01)
+        values[number] = value_of(a, b, rng)
+    return trials, values
+
+
+def test_ped_anova_importance_explains_the_best_trials_of_a_maximised_objective():
+    """y = 5 [b > 0.8] - 5 [a > 0.8], maximised: b decides the best trials, a the worst. Passing the maximised
+    values unnegated would explain the worst trials (a), which is the mistake this guards against."""
+    trials, values = _two_parameter_trials(200, lambda a, b, rng: 5.0 * (b > 0.8) - 5.0 * (a > 0.8) + rng.normal(0, 0.01))
     maximised = importances_for(trials, values, "y", maximize=True, params=["a", "b"], evaluators=[PED_ANOVA])[0]
     assert maximised.values["b"] > 2 * maximised.values["a"]
     minimised = importances_for(trials, values, "y", maximize=False, params=["a", "b"], evaluators=[PED_ANOVA])[0]
@@ -218,15 +224,7 @@ def test_fanova_on_a_large_study_uses_a_random_sample_that_still_ranks_the_plant
     from sweeper.analysis import _importance
 
     monkeypatch.setattr(_importance, "MAX_FANOVA_TRIALS", 60)
-    rng = np.random.default_rng(1)
-    distributions = {"a": FloatDistribution(0, 1), "b": FloatDistribution(0, 1)}
-    trials, values = [], {}
-    for number in range(150):
-        a, b = rng.uniform(size=2)
-        trial = optuna.trial.create_trial(params={"a": a, "b": b}, distributions=distributions, value=0.0)
-        trial.number = number
-        trials.append(trial)
-        values[number] = 3.0 * a + rng.normal(0, 0.05)
+    trials, values = _two_parameter_trials(150, lambda a, b, rng: 3.0 * a + rng.normal(0, 0.05), seed=1)
     (fanova,) = importances_for(trials, values, "y", maximize=False, params=["a", "b"], evaluators=[FANOVA])
     assert fanova.n_trials == 60 and fanova.values["a"] > 0.9
 
