@@ -8,6 +8,7 @@ replicates. The report and the export render or write this data; they never read
 """
 
 from ._analyze import analyze_study, load_stored_study, parameter_value
+from ._data import pareto_then_latest
 from ._claims import CLAIMS, Claim
 from ._correlation import spearman_with_ci
 from ._data import (
@@ -53,6 +54,7 @@ __all__ = [
     "describe_interaction",
     "describe_shape",
     "parameter_value",
+    "pareto_then_latest",
     "BALANCED",
     "CLAIMS",
     "CONTRADICTED",

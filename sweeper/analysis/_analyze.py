@@ -44,6 +44,7 @@ from ._data import (
     ParameterInfo,
     StudyAnalysis,
     TrialRow,
+    pareto_then_latest,
 )
 from ._fit import LOSS_METRICS, best_improvement, label_fit, loss_series, measure_fit
 from ._importance import MAX_FANOVA_TRIALS, importances_for
@@ -367,10 +368,9 @@ def _advice(
     axes = _numeric_axes(rows, parameters)
     usable = [row for row in rows if all(parameter_value(row, axis.name) is not None for axis in axes)]
     labels = {row.number: row.fit.label for row in usable if row.fit and row.fit.label}
-    if len(labels) > MAX_ADVISED_TRIALS:  # the Pareto trials first, then the latest
-        pareto = {row.number for row in usable if row.pareto}
-        kept = sorted(labels, key=lambda number: (number not in pareto, -number))[:MAX_ADVISED_TRIALS]
-        labels = {number: labels[number] for number in kept}
+    if len(labels) > MAX_ADVISED_TRIALS:
+        kept = pareto_then_latest([row for row in usable if row.number in labels], MAX_ADVISED_TRIALS)
+        labels = {row.number: labels[row.number] for row in kept}
     return advise(
         axes,
         [{axis.name: parameter_value(row, axis.name) for axis in axes} for row in usable],

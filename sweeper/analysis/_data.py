@@ -6,6 +6,7 @@ The report, the export and `sweeper analyze --json` read only these; nothing her
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -251,6 +252,13 @@ class StudyAnalysis:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: NaN and infinities become None (JSON has neither)."""
         return _json_safe(asdict(self))
+
+
+def pareto_then_latest(trials: Sequence[TrialRow], limit: int) -> list[TrialRow]:
+    """At most `limit` trials, in trial order: the Pareto ones first, then the latest. How a large study's advice,
+    parallel coordinates and fit table choose the trials they show."""
+    kept = sorted(trials, key=lambda trial: (not trial.pareto, -trial.number))[:limit]
+    return sorted(kept, key=lambda trial: trial.number)
 
 
 def _json_safe(value: Any) -> Any:

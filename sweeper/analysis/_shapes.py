@@ -152,7 +152,7 @@ def effect_shapes(
 ) -> list[EffectShape]:
     """One EffectShape per (parameter, target). `values[name]` and `targets[target]` are aligned per trial and
     finite; one surrogate per target uses every parameter in `axes`."""
-    return shapes_and_interactions(axes, values, targets, maximize, noise_sd, seed)[0]
+    return shapes_and_interactions(axes, values, targets, maximize, noise_sd, seed, interactions=False)[0]
 
 
 def shapes_and_interactions(

@@ -20,6 +20,7 @@ from ..analysis import (
     StudyAnalysis,
     TrialRow,
     parameter_value,
+    pareto_then_latest,
 )
 
 LABEL_COLORS = {UNDERFIT: "#1f77b4", BALANCED: "#2ca02c", OVERFIT: "#d62728", None: "#7f7f7f"}
@@ -51,12 +52,6 @@ def _hovers(analysis: StudyAnalysis, trials: Sequence[TrialRow]) -> list[str]:
     if len(analysis.completed) <= LARGE_STUDY:
         return [_hover(t) for t in trials]
     return [_hover(t) if t.pareto else f"trial {t.number}" for t in trials]
-
-
-def _pareto_then_latest(trials: Sequence[TrialRow], limit: int) -> list[TrialRow]:
-    """At most `limit` trials: the Pareto ones, then the latest; in trial order."""
-    kept = sorted(trials, key=lambda t: (not t.pareto, -t.number))[:limit]
-    return sorted(kept, key=lambda t: t.number)
 
 
 def _hover(trial: TrialRow) -> str:
@@ -158,7 +153,7 @@ def parallel_coordinates(analysis: StudyAnalysis) -> go.Figure:
     shown = "completed trials"
     if len(completed) > MAX_PARALLEL_LINES:  # thousands of lines are one blot, and slow to draw
         shown = f"{MAX_PARALLEL_LINES} of {len(completed)} completed trials (the Pareto ones, then the latest)"
-        completed = _pareto_then_latest(completed, MAX_PARALLEL_LINES)
+        completed = pareto_then_latest(completed, MAX_PARALLEL_LINES)
     dimensions = []
     for parameter in analysis.parameters:
         # a study resumed with a changed space (allowed explicitly) has trials without this parameter
@@ -416,7 +411,7 @@ def fit_table(analysis: StudyAnalysis) -> go.Figure:
     if len(rows) > MAX_TABLE_ROWS:
         shown = (f"{MAX_TABLE_ROWS} of {len(rows)} completed trials, the Pareto ones then the latest; every trial: "
                  "`sweeper analyze --json`")
-        rows = _pareto_then_latest(rows, MAX_TABLE_ROWS)
+        rows = pareto_then_latest(rows, MAX_TABLE_ROWS)
     return _table(
         ["trial", "training loss", "validation loss", "gap", "gap / validation", "rise after min",
          "share of best improvement", "fit", "rule"],

@@ -78,18 +78,14 @@ class IntermediateEvaluations(TrainerCallback):
             log.warning("trial %d: no pruning decision at rung %s: %s", self.trial.number, rung, error)
             return None
         own = [value if math.isfinite(value) else math.nan for value in own]
-        try:  # peers' training curves are read only when an objective needs a training metric
-            self.spec.objective_values(metrics, {}, self.beta)
-            split = EVAL
-        except KeyError:
-            split = None
+        eval_needed, train_needed = self.spec.metrics_needed()
+        split = None if train_needed else EVAL  # peers' training curves only when an objective reads training metrics
         peers = {
             other.number: (other.user_attrs.get(PLANNED_STEPS), self._objective_of(other))
             for other in self.trial.study.get_trials(deepcopy=False, states=PEER_STATES)
             if other.number != self.trial.number
         }
         pruner = self.spec.pruner
-        eval_needed, train_needed = self.spec.metrics_needed()
         # only the metrics the objectives read: a peer's curve holds 12 metrics per split at every logged step
         vectors = peer_vectors(
             self.curves.read(self.spec.study_name, split=split, metrics=sorted(eval_needed | train_needed)), peers, rung

@@ -106,7 +106,7 @@ def _wait_or_kill(workers: list[subprocess.Popen], grace_s: float) -> None:
             worker.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             print(f"warning: worker {index} (pid {worker.pid}) did not stop within {grace_s:.0f} s of the stop signal; "
-                  "its stack is in the log above, and it is killed (its trial is re-queued once the heartbeat's grace "
+                  "its stack follows in the log, and it is killed (its trial is re-queued once the heartbeat's grace "
                   "period is over)", file=sys.stderr)
             worker.send_signal(STACK_DUMP_SIGNAL)
             try:

@@ -28,6 +28,8 @@ SUGGEST_S_ATTR = "suggest_s"  # seconds the sampler took to suggest the trial's 
 # A sampler whose suggestion costs more than this share of a trial's training is the sweep's bottleneck (the GP
 # sampler grows with the cube of the trials: seconds per suggestion at hundreds of trials): the worker says so once.
 SAMPLER_SHARE_WARNED = 0.25
+# Trials whose parameters a new trial must not repeat: finished ones, and ones another worker is running now.
+_HELD_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
 
 
 def sampler_cost_warning(sampler: str, suggest_s: float, runtime_s: float, trial_number: int) -> str | None:
@@ -39,8 +41,6 @@ def sampler_cost_warning(sampler: str, suggest_s: float, runtime_s: float, trial
         f"of its training ({runtime_s:.1f} s): at this study size the sampler slows the sweep. "
         "Fix: `sampler: {name: tpe}` in the study file suggests in milliseconds"
     )
-# Trials whose parameters a new trial must not repeat: finished ones, and ones another worker is running now.
-_HELD_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
 
 
 def repeated_trial(trial: optuna.Trial, inputs_digest: str | None = None) -> int | None:
