@@ -1,20 +1,24 @@
-"""Pruning: training steps spent to reach a share of the final hypervolume, with and without the dominated pruner.
+"""Pruning strategies side by side: hypervolume reached as training steps are spent (anytime curves), 5+ seeds.
 
-    .venv/bin/python bench/pruning.py [--trials 12] [--pruned-trials 24] [--seeds 0 1 2] [--max-steps 24]
-                                      [--eval-steps 4] [--rungs 0.25 0.5] [--min-peers 4] [--dominated-fraction 0.5]
+    .venv/bin/python bench/pruning.py [--strategies none dominated multi_metric asha] [--seeds 0 1 2 3 4]
+                                      [--trials 16] [--max-steps 40] [--eval-steps 8] [--parallel 2] [--figure F]
 
-For each seed the default study (studies/default.yaml: six hyperparameters, eval_nll_loss down, eval_logp_margin up,
-TPE) runs twice on the embedded default config cut to `--max-steps` optimizer steps and evaluated every
-`--eval-steps`, each run a `sweeper sweep` process of its own with the same sampler and seed:
-  full    `--trials` trials without pruning; the optimizer steps they spend are the budget
-  pruned  up to `--pruned-trials` trials with `pruner: {name: dominated, ...}`, counted while their steps fit the
-          budget: the pruned run gets the same steps, and spends what pruning saves on further trials
-Trials are taken in the order they finished; a trial spends its optimizer steps (a pruned one up to where it
-stopped); the hypervolume after it is that of the completed trials so far, against one reference point for every
-run (see bench/_studies.py).
-Printed per seed and run: trials counted and how many were pruned, wall time, steps spent, steps spent to reach 95%
-and 98% of the FULL run's final hypervolume (`-`: never), final hypervolume and its share of the full run's. Then,
-per seed, the ratio pruned/full of the steps to 95% and to 98%. Target: <= 0.5 to reach 98%.
+For each seed, the default study (studies/default.yaml: six hyperparameters, eval_nll_loss down, eval_logp_margin up,
+TPE with that seed) runs once per strategy, each run a real `sweeper sweep` process on its own SQLite file, on the
+embedded default config cut to `--max-steps` optimizer steps and evaluated every `--eval-steps`:
+  none          `--trials` trials, every one to the end: their optimizer steps are the BUDGET (trials x max steps)
+  dominated     stop a trial half of whose peers dominate it at rung 0.25 or 0.5 (min_peers 4)
+  multi_metric  OptunaHub's multi_metric_pruner (vendored): Pareto ranks into MedianPruner, rungs 0.25 and 0.5
+  asha          successive halving by Pareto order, reduction factor 3, rungs 1/9 and 1/3 of the schedule
+Same STEP budget for all: a pruned run goes on with new trials until its finished trials have spent the budget, then
+it is stopped (SIGINT; the trial running then is beyond the budget and not counted). `--parallel` runs share the
+cores, one thread each: wall time is not what is measured, steps are.
+A trial spends the optimizer steps it ran (a pruned one up to where it stopped). The hypervolume after each finished
+trial is Optuna's, of the completed trials so far, against one reference point for every run of every seed.
+Printed, per strategy: steps to reach 90/95/98% of the best final hypervolume any strategy reached on that seed, as a
+fraction of the budget (median [min, max] over seeds); hypervolume at 25/50/100% of the budget as a share of that
+best; trials run and pruned. Then the targets: steps for 98% of the UNPRUNED run's final hypervolume / the budget
+(target <= 0.5, median over seeds), and the hypervolume at equal steps against multi_metric's.
 """
 
 from __future__ import annotations
@@ -22,93 +26,231 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _studies import common_reference, finished_trace, hypervolume_history, run_sweep, steps_to, write_default_study
+import optuna
+import plotly.graph_objects as go
+from optuna.trial import TrialState
 
-SHARES = (0.95, 0.98)
+from _studies import REPO, common_reference, finished_trace, hypervolume_history, write_default_study
+
+SHARES = (0.90, 0.95, 0.98)
+BUDGET_POINTS = (0.25, 0.5, 1.0)
+PRUNERS = {
+    "none": {"name": "none"},
+    "dominated": {"name": "dominated", "rungs": [0.25, 0.5]},
+    "multi_metric": {"name": "multi_metric", "rungs": [0.25, 0.5]},
+    "asha": {"name": "asha", "reduction_factor": 3},
+}
+POLL_S = 3.0
 
 
-def rung(text: str) -> float | int:
-    """`0.25` is a fraction of the schedule, `8` a step count, as in a study file."""
-    return int(text) if text.isdigit() else float(text)
+class Run:
+    """One strategy on one seed: a `sweeper sweep` process, stopped once its finished trials spent the budget."""
+
+    def __init__(self, work: Path, seed: int, strategy: str, args: argparse.Namespace, budget: int):
+        self.seed, self.strategy, self.budget = seed, strategy, budget
+        folder = work / f"seed{seed}-{strategy}"
+        folder.mkdir(parents=True, exist_ok=True)
+        cap = args.trials if strategy == "none" else args.trials * args.cap_factor
+        self.study_file = write_default_study(
+            folder, f"pruning-seed{seed}-{strategy}", args.max_steps, args.eval_steps, n_trials=cap,
+            sampler={"name": args.sampler, "seed": seed}, pruner=PRUNERS[strategy],
+        )
+        self.storage = f"sqlite:///{folder / 'bench.db'}"
+        self.log = folder / "sweep.log"
+        self.process: subprocess.Popen | None = None
+        self.started = self.wall_s = 0.0
+        self.stopped_at_budget = False
+
+    def start(self, threads: int) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        command = [sys.executable, "-m", "sweeper.cli", "sweep", str(self.study_file)]
+        self.started = time.perf_counter()
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def spent(self) -> int:
+        try:
+            study = optuna.load_study(study_name=self.study_file.stem, storage=self.storage)
+        except KeyError:  # not created yet
+            return 0
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        return sum(int(t.user_attrs.get("global_steps", 0)) for t in study.get_trials(deepcopy=False, states=states))
+
+    def poll(self) -> bool:
+        """True once the process has ended; stops it when it has spent the budget."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            self.wall_s = self.wall_s or time.perf_counter() - self.started
+            return True
+        if self.strategy != "none" and not self.stopped_at_budget and self.spent() >= self.budget:
+            self.stopped_at_budget = True
+            self.process.send_signal(signal.SIGINT)
+        return False
+
+    def trace(self) -> list[tuple]:
+        """Finished trials in order, up to the budget (a trial interrupted by the stop is not counted)."""
+        study = optuna.load_study(study_name=self.study_file.stem, storage=self.storage)
+        counted, spent = [], 0
+        for entry in finished_trace(study):
+            if spent + entry[0] > self.budget:
+                break
+            spent += entry[0]
+            counted.append(entry)
+        return counted
+
+
+def run_all(runs: list[Run], parallel: int) -> None:
+    waiting, running = list(runs), []
+    while waiting or running:
+        while waiting and len(running) < parallel:
+            run = waiting.pop(0)
+            run.start(threads=max(1, (os.cpu_count() or 1) // parallel))
+            running.append(run)
+        time.sleep(POLL_S)
+        for run in list(running):
+            if run.poll():
+                running.remove(run)
+                if run.process.returncode not in (0, 130, -signal.SIGINT) and not run.stopped_at_budget:
+                    sys.exit(f"seed {run.seed} {run.strategy}: sweep failed ({run.process.returncode}), see {run.log}")
+                print(f"#   seed {run.seed} {run.strategy}: {run.wall_s:.0f} s", flush=True)
+
+
+def volume_at(history: list[tuple[int, float]], steps: float) -> float:
+    return max((volume for spent, volume in history if spent <= steps), default=0.0)
+
+
+def steps_to(history: list[tuple[int, float]], target: float) -> int | None:
+    return next((spent for spent, volume in history if volume >= target - 1e-12), None)
+
+
+def spread(values: list[float | None]) -> str:
+    reached = [value for value in values if value is not None]
+    if len(reached) < len(values):
+        missed = len(values) - len(reached)
+        if not reached:
+            return "never"
+        return f"{statistics.median(reached + [float('inf')] * missed):.2f}* [{min(reached):.2f}, -] ({missed} never)"
+    return f"{statistics.median(reached):.2f} [{min(reached):.2f}, {max(reached):.2f}]"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--pruned-trials", type=int, default=24, help="cap on the pruned run's trials")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--max-steps", type=int, default=24)
-    parser.add_argument("--eval-steps", type=int, default=4)
+    parser.add_argument("--strategies", nargs="+", default=list(PRUNERS), choices=list(PRUNERS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--trials", type=int, default=16, help="trials of the unpruned run (the budget)")
+    parser.add_argument("--cap-factor", type=int, default=5, help="a pruned run's trial cap: trials x this")
+    parser.add_argument("--max-steps", type=int, default=40)
+    parser.add_argument("--eval-steps", type=int, default=8)
     parser.add_argument("--sampler", default="tpe", choices=["tpe", "nsga2", "gp", "random"])
-    parser.add_argument("--rungs", type=rung, nargs="+", default=[0.25, 0.5], help="fractions or steps")
-    parser.add_argument("--min-peers", type=int, default=4)
-    parser.add_argument("--dominated-fraction", type=float, default=0.5)
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--figure", type=Path, default=None, help="write the anytime curves here (plotly HTML)")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
+    if "none" not in args.strategies:
+        parser.error("--strategies must include none: its run sets the budget and the targets")
     work = args.work or Path(tempfile.mkdtemp(prefix="sweeper-pruning-"))
-    work.mkdir(parents=True, exist_ok=True)
+    budget = args.trials * args.max_steps
     print(f"# bench/pruning.py on {platform.node()}: {os.cpu_count()} cores, python {platform.python_version()}")
     print("# command: .venv/bin/python bench/pruning.py " + " ".join(sys.argv[1:]))
-    print(f"# {args.trials} trials x {args.max_steps} steps per run, {args.sampler}; work folder {work}")
-    pruner = {"name": "dominated", "rungs": args.rungs, "min_peers": args.min_peers,
-              "dominated_fraction": args.dominated_fraction}
-    print(f"# pruner: {pruner}")
+    print(f"# budget per run: {budget} optimizer steps ({args.trials} unpruned trials x {args.max_steps} steps, "
+          f"evaluated every {args.eval_steps}); {args.sampler}; {len(args.seeds)} seeds; work folder {work}")
+    for strategy in args.strategies:
+        print(f"#   {strategy}: {PRUNERS[strategy]}")
+    # interleaved: each seed's strategies one after another, so a slow spell of the machine hits them all
+    runs = [Run(work, seed, strategy, args, budget) for seed in args.seeds for strategy in args.strategies]
+    started = time.perf_counter()
+    run_all(runs, args.parallel)
+    print(f"# all runs: {time.perf_counter() - started:.0f} s")
 
-    stamp = int(time.time())
-    runs = {}
-    for seed in args.seeds:
-        for pruned in (False, True):
-            name = f"pruning-{stamp}-seed{seed}-{'pruned' if pruned else 'full'}"
-            study_file = write_default_study(
-                work, name, args.max_steps, args.eval_steps,
-                n_trials=args.pruned_trials if pruned else args.trials,
-                sampler={"name": args.sampler, "seed": seed}, pruner=pruner if pruned else {"name": "none"},
-            )
-            wall_s, study = run_sweep(study_file)
-            runs[seed, pruned] = (wall_s, finished_trace(study))
-    reference = common_reference([trace for _, trace in runs.values()])
+    traces = {(run.seed, run.strategy): run.trace() for run in runs}
+    reference = common_reference(list(traces.values()))
+    histories = {key: hypervolume_history(trace, reference) for key, trace in traces.items()}
+    best = {seed: max(histories[seed, s][-1][1] for s in args.strategies) for seed in args.seeds}
 
-    def shown(value) -> str:
-        return "-" if value is None else str(value)
+    print()
+    header = " ".join(f"{f'to {share:.0%}':>24}" for share in SHARES)
+    print(f"{'strategy':<13} {header} " + " ".join(f"{f'hv@{point:.0%}':>7}" for point in BUDGET_POINTS)
+          + f" {'trials':>6} {'pruned':>6}")
+    for strategy in args.strategies:
+        cells = []
+        for share in SHARES:
+            ratios = []
+            for seed in args.seeds:
+                reached = steps_to(histories[seed, strategy], share * best[seed])
+                ratios.append(None if reached is None else reached / budget)
+            cells.append(f"{spread(ratios):>24}")
+        volumes = [
+            statistics.median(volume_at(histories[seed, strategy], point * budget) / best[seed] for seed in args.seeds)
+            for point in BUDGET_POINTS
+        ]
+        trials = statistics.median(sum(state != "FAIL" for _, _, state in traces[seed, strategy])
+                                   for seed in args.seeds)
+        pruned = statistics.median(sum(state == "PRUNED" for _, _, state in traces[seed, strategy])
+                                   for seed in args.seeds)
+        print(f"{strategy:<13} {' '.join(cells)} " + " ".join(f"{v:>7.3f}" for v in volumes)
+              + f" {trials:>6g} {pruned:>6g}")
+    print("(to X%: steps to reach X% of the best final hypervolume of any strategy on the seed / the budget, median "
+          "[min, max] over seeds; * = some seeds never reached it, counted as infinite. hv@X%: hypervolume after X% "
+          "of the budget / that best, median. trials, pruned: median per run.)")
 
-    print(f"{'seed':>4} {'run':>6} {'trials':>6} {'pruned':>6} {'wall_s':>7} {'steps':>6} {'to95%':>6} {'to98%':>6} "
-          f"{'final_hv':>9} {'hv/full':>7}")
-    ratios = {share: [] for share in SHARES}
-    for seed in args.seeds:
-        full_trace = runs[seed, False][1]
-        budget = sum(steps for steps, _, _ in full_trace)
-        full = hypervolume_history(full_trace, reference)
-        final = full[-1][1]
-        for pruned in (False, True):
-            wall_s, trace = runs[seed, pruned]
-            if pruned:
-                counted, spent = [], 0
-                for entry in trace:  # trials while their steps fit the full run's budget
-                    if spent + entry[0] > budget:
-                        break
-                    spent += entry[0]
-                    counted.append(entry)
-                trace = counted
-            history = hypervolume_history(trace, reference)
-            to = {share: steps_to(history, share * final) for share in SHARES}
-            n_pruned = sum(state == "PRUNED" for _, _, state in trace)
-            if pruned:
-                for share in SHARES:
-                    baseline = steps_to(full, share * final)
-                    ratios[share].append(None if to[share] is None else to[share] / baseline)
-            print(
-                f"{seed:>4} {'pruned' if pruned else 'full':>6} {len(trace):>6} {n_pruned:>6} {wall_s:>7.1f} "
-                f"{history[-1][0]:>6} {shown(to[0.95]):>6} {shown(to[0.98]):>6} {history[-1][1]:>9.4g} "
-                f"{history[-1][1] / final:>7.3f}"
-            )
-    for share in SHARES:
-        values = ", ".join("not reached" if r is None else f"{r:.2f}" for r in ratios[share])
-        print(f"steps to {share:.0%} of the full run's final hypervolume, pruned / full, per seed: {values}")
+    print()
+    print("Targets")
+    for strategy in args.strategies:
+        if strategy == "none":
+            continue
+        ratios, strict, versus = [], [], []
+        for seed in args.seeds:
+            full = histories[seed, "none"]
+            target = 0.98 * full[-1][1]
+            reached = steps_to(histories[seed, strategy], target)
+            ratios.append(None if reached is None else reached / budget)
+            own = steps_to(full, target)
+            strict.append(None if reached is None else reached / own)
+            if "multi_metric" in args.strategies:
+                versus.append(volume_at(histories[seed, strategy], budget)
+                              / max(volume_at(histories[seed, "multi_metric"], budget), 1e-300))
+        line = (f"{strategy:<13} steps for 98% of the unpruned final hypervolume / budget: {spread(ratios)} "
+                f"(target <= 0.5); / the unpruned run's own steps to it: {spread(strict)}")
+        if versus and strategy != "multi_metric":
+            line += f"; final hypervolume / multi_metric's at equal steps: {spread(versus)} (target >= 1)"
+        print(line)
+    per_seed = ", ".join(
+        f"seed {seed}: " + " ".join(f"{s}={histories[seed, s][-1][1] / best[seed]:.3f}" for s in args.strategies)
+        for seed in args.seeds
+    )
+    print(f"final hypervolume / best of the seed: {per_seed}")
+
+    if args.figure:
+        figure = go.Figure()
+        for strategy in args.strategies:
+            for seed in args.seeds:
+                history = histories[seed, strategy]
+                figure.add_trace(go.Scatter(
+                    x=[0] + [spent / budget for spent, _ in history],
+                    y=[0] + [volume / best[seed] for _, volume in history],
+                    mode="lines", line_shape="hv", name=f"{strategy}", legendgroup=strategy,
+                    showlegend=seed == args.seeds[0], line={"color": COLORS[strategy]}, opacity=0.7,
+                    hovertemplate=f"{strategy}, seed {seed}<br>steps %{{x:.2f}} of budget<br>hv %{{y:.3f}}<extra></extra>",
+                ))
+        figure.update_layout(
+            title=f"Hypervolume as training steps are spent ({len(args.seeds)} seeds, budget {budget} steps)",
+            xaxis_title="optimizer steps spent / budget", yaxis_title="hypervolume / best final of the seed",
+            template="plotly_white",
+        )
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
+        figure.write_html(args.figure, include_plotlyjs="cdn")
+        print(f"figure: {args.figure}")
+
+
+COLORS = {"none": "#444444", "dominated": "#1f77b4", "multi_metric": "#d62728", "asha": "#2ca02c"}
 
 
 if __name__ == "__main__":

@@ -44,53 +44,90 @@ class SamplerSpec(BaseModel):
 
 
 class PrunerSpec(BaseModel):
-    """`none`, or `dominated`: multi-objective pruning in the spirit of MO-ASHA (Schmucker et al. 2021).
+    """Multi-objective early stopping. Optuna refuses `Trial.report` in multi-objective studies, so sweeper prunes
+    from the evaluations it stores: at each rung a trial computes the study's objectives from its evaluation there
+    and compares that vector with the vectors the other trials (complete, pruned or running; not failed) had at the
+    same rung. A pruned trial is stored as PRUNED with its curve, the step and the reason.
 
-    Optuna refuses `Trial.report` in multi-objective studies, so sweeper prunes from the evaluations it stores: at
-    each rung a trial computes the study's objectives from its evaluation there and compares that vector with the
-    vectors the other trials (complete, pruned or running; not failed) had at the same rung. Once at least
-    `min_peers` of them have reached the rung, the trial stops when at least `dominated_fraction` of them (and at
-    least one) dominate it: as good in every objective and better in one. It is stored as PRUNED with its curve and
-    the reason. Example: `pruner: {name: dominated, rungs: [0.25, 0.5], min_peers: 4, dominated_fraction: 0.5}`.
+    - `none`: every trial runs its whole schedule.
+    - `dominated`: once at least `min_peers` trials have reached the rung, the trial stops when at least
+      `dominated_fraction` of them (and at least one) dominate it: as good in every objective and better in one.
+      Example: `pruner: {name: dominated, rungs: [0.25, 0.5], min_peers: 4, dominated_fraction: 0.5}`.
+    - `asha`: asynchronous successive halving with promotion by Pareto order, in the spirit of MO-ASHA (Schmucker
+      et al. 2021): the trial goes on when it is among the first 1/`reduction_factor` of the trials that reached
+      the rung, ordered by non-domination rank, then by hypervolume contribution. Example: `pruner: {name: asha,
+      reduction_factor: 3}` (rungs by default at 1/9 and 1/3 of the schedule: reduction_factor^-2, ^-1).
+    - `multi_metric`: OptunaHub's multi_metric_pruner (the Optuna maintainers' answer to optuna#3450; vendored in
+      sweeper/_vendor): the Pareto ranks of the trials at each rung go to Optuna's MedianPruner, which stops a
+      trial whose best rank so far is worse than the median of the finished trials' ranks at that rung, once
+      `min_peers` trials have finished. Example: `pruner: {name: multi_metric, rungs: [0.25, 0.5]}`.
+    bench/pruning.py compares them (docs/benchmarks.md, Pruning).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["none", "dominated"] = Field("none", description="none: every trial runs its whole schedule.")
+    name: Literal["none", "dominated", "asha", "multi_metric"] = Field(
+        "none", description="none: every trial runs its whole schedule; dominated, asha, multi_metric: see above."
+    )
     rungs: list[StrictFloat | StrictInt] | None = Field(
         None,
         description="Where trials are compared: fractions of each trial's own schedule (0 < f < 1, e.g. 0.25 = a "
         "quarter of its optimizer steps) or absolute optimizer steps (whole numbers >= 1), not mixed. A rung is "
-        "checked at the first evaluation at or after it, so eval_steps sets how early a rung can act.",
+        "checked at the first evaluation at or after it, so eval_steps sets how early a rung can act. Needed by "
+        "dominated; asha defaults to reduction_factor^-2 and ^-1, multi_metric to [0.25, 0.5].",
     )
     min_peers: StrictInt | None = Field(
-        None, description="Trials that must have reached a rung before it prunes anything (default 4)."
+        None, description="dominated: trials that must have reached a rung before it prunes anything (default 4); "
+        "multi_metric: finished trials before it prunes anything (MedianPruner's n_startup_trials, default 4)."
     )
     dominated_fraction: float | None = Field(
-        None, description="Share of those trials that must dominate a trial to stop it, in (0, 1] (default 0.5)."
+        None, description="dominated: share of those trials that must dominate a trial to stop it, in (0, 1] "
+        "(default 0.5)."
+    )
+    reduction_factor: StrictInt | None = Field(
+        None, description="asha: 1 in reduction_factor of the trials at a rung go on (default 3, at least 2)."
     )
 
     @model_validator(mode="after")
     def _consistent(self) -> PrunerSpec:
-        options = {"rungs": self.rungs, "min_peers": self.min_peers, "dominated_fraction": self.dominated_fraction}
-        if self.name == "none":
-            given = [name for name, value in options.items() if value is not None]
-            if given:
-                raise ValueError(
-                    f"{', '.join(given)}: only the dominated pruner takes {'these' if len(given) > 1 else 'this'}. "
-                    "Fix: set name: dominated, or remove them"
-                )
-            return self
-        self.rungs = _checked_rungs(self.rungs)
-        self.min_peers = DEFAULT_MIN_PEERS if self.min_peers is None else self.min_peers
-        self.dominated_fraction = DEFAULT_DOMINATED_FRACTION if self.dominated_fraction is None else self.dominated_fraction
-        if self.min_peers < 1:
-            raise ValueError(f"min_peers: {self.min_peers!r} must be a whole number >= 1, e.g. 4")
-        if not 0 < self.dominated_fraction <= 1:
+        options = {
+            "rungs": self.rungs, "min_peers": self.min_peers, "dominated_fraction": self.dominated_fraction,
+            "reduction_factor": self.reduction_factor,
+        }
+        given = [name for name, value in options.items() if value is not None and name not in _OPTIONS[self.name]]
+        if given:
+            takers = {option: [name for name, taken in _OPTIONS.items() if option in taken] for option in given}
             raise ValueError(
-                f"dominated_fraction: {self.dominated_fraction!r} must be above 0 and at most 1, e.g. 0.5 = stop a "
-                "trial that half of its peers dominate"
+                "; ".join(f"{option}: only {_listed(names)} takes it" for option, names in takers.items())
+                + f", not {self.name}. Fix: remove {', '.join(given)}, or choose a pruner that takes "
+                + ("them" if len(given) > 1 else "it")
             )
+        if self.name == "none":
+            return self
+        if self.name == "asha":
+            self.reduction_factor = DEFAULT_REDUCTION_FACTOR if self.reduction_factor is None else self.reduction_factor
+            if self.reduction_factor < 2:
+                raise ValueError(
+                    f"reduction_factor: {self.reduction_factor!r} must be a whole number >= 2, e.g. 3 = one trial in "
+                    "three goes on past each rung"
+                )
+            if self.rungs is None:
+                self.rungs = [round(self.reduction_factor ** -2, 4), round(1 / self.reduction_factor, 4)]
+        if self.name == "multi_metric" and self.rungs is None:
+            self.rungs = list(DEFAULT_MULTI_METRIC_RUNGS)
+        self.rungs = _checked_rungs(self.rungs, self.name)
+        if self.name in ("dominated", "multi_metric"):
+            self.min_peers = DEFAULT_MIN_PEERS if self.min_peers is None else self.min_peers
+            if self.min_peers < 1:
+                raise ValueError(f"min_peers: {self.min_peers!r} must be a whole number >= 1, e.g. 4")
+        if self.name == "dominated":
+            fraction = self.dominated_fraction
+            self.dominated_fraction = DEFAULT_DOMINATED_FRACTION if fraction is None else fraction
+            if not 0 < self.dominated_fraction <= 1:
+                raise ValueError(
+                    f"dominated_fraction: {self.dominated_fraction!r} must be above 0 and at most 1, e.g. 0.5 = stop "
+                    "a trial that half of its peers dominate"
+                )
         return self
 
     @property
@@ -98,14 +135,31 @@ class PrunerSpec(BaseModel):
         return self.name != "none"
 
 
+# the options each pruner reads; any other one given is an error naming who takes it
+_OPTIONS: dict[str, frozenset[str]] = {
+    "none": frozenset(),
+    "dominated": frozenset({"rungs", "min_peers", "dominated_fraction"}),
+    "asha": frozenset({"rungs", "reduction_factor"}),
+    "multi_metric": frozenset({"rungs", "min_peers"}),
+}
 DEFAULT_MIN_PEERS = 4
+
+
+def _listed(pruners: list[str]) -> str:
+    if len(pruners) == 1:
+        return f"the {pruners[0]} pruner"
+    return f"the {', '.join(pruners[:-1])} or {pruners[-1]} pruner"
+
+
 DEFAULT_DOMINATED_FRACTION = 0.5
+DEFAULT_REDUCTION_FACTOR = 3
+DEFAULT_MULTI_METRIC_RUNGS = (0.25, 0.5)
 
 
-def _checked_rungs(rungs: list[float | int] | None) -> list[float | int]:
+def _checked_rungs(rungs: list[float | int] | None, pruner: str) -> list[float | int]:
     if not rungs:
         raise ValueError(
-            "rungs: the dominated pruner needs at least one rung. Fix: e.g. rungs: [0.25, 0.5] (fractions of each "
+            f"rungs: the {pruner} pruner needs at least one rung. Fix: e.g. rungs: [0.25, 0.5] (fractions of each "
             "trial's schedule) or rungs: [20, 40] (optimizer steps)"
         )
     for rung in rungs:

@@ -1,5 +1,5 @@
-"""What a trial does at each of its evaluations: store the points logged so far, and, with the dominated pruner,
-stop at a rung where enough of the trials that reached it dominate this one (the rule is in `_pruning.py`)."""
+"""What a trial does at each of its evaluations: store the points logged so far, and, with a pruner, decide at each
+rung whether the trial goes on (the rules are in `_pruning.py`; multi_metric is OptunaHub's, vendored)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ import optuna
 from optuna.trial import TrialState
 from transformers import TrainerCallback
 
+from .._vendor.multi_metric_pruner import MultiMetricPruner, MultiMetricPrunerTrial
+from .._vendor.multi_metric_pruner._pruner import _USER_ATTR_KEY as MULTI_METRIC_VALUES
 from ..metrics import EVAL, TRAIN, CurvePoint, curve_points, split_of_log
 from ..storage import CurveStore
 from ..study import StudySpec
-from ._pruning import RungDecision, decide, peer_vectors, rung_threshold
+from ._pruning import (
+    MultiMetricDecision, PromotionDecision, RungDecision, decide, decide_promotion, peer_vectors, rung_threshold,
+)
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +26,10 @@ PRUNED_REASON = "pruned_reason"
 PRUNED_AT_STEP = "pruned_at_step"
 # Trials whose stored evaluations are peers at a rung: failed ones are not (their curves may end in NaN).
 PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+# multi_metric_pruner's ranking needs finite numbers: a non-finite objective is reported as this, in the worst
+# direction (far beyond any loss or margin)
+WORST_REPORTED = 1e15
+Decision = RungDecision | PromotionDecision | MultiMetricDecision
 
 
 class IntermediateEvaluations(TrainerCallback):
@@ -34,7 +42,7 @@ class IntermediateEvaluations(TrainerCallback):
     def _reset(self) -> None:
         self.pending: list[CurvePoint] = []
         self.last_train: dict[str, float] = {}
-        self.decision: RungDecision | None = None
+        self.decision: Decision | None = None
         self.thresholds: list[tuple[float | int, int]] = []
         self.checked: set[float | int] = set()
 
@@ -71,13 +79,16 @@ class IntermediateEvaluations(TrainerCallback):
                 break
         return control
 
-    def _decide(self, rung: float | int, step: int, metrics: dict[str, float]) -> RungDecision | None:
+    def _decide(self, rung: float | int, step: int, metrics: dict[str, float]) -> Decision | None:
         try:
             own = self.spec.objective_values(metrics, self.last_train, self.beta)
         except KeyError as error:  # an objective needs a metric this evaluation lacks: no decision
             log.warning("trial %d: no pruning decision at rung %s: %s", self.trial.number, rung, error)
             return None
         own = [value if math.isfinite(value) else math.nan for value in own]
+        pruner = self.spec.pruner
+        if pruner.name == "multi_metric":
+            return self._decide_multi_metric(rung, step, own)
         eval_needed, train_needed = self.spec.metrics_needed()
         split = None if train_needed else EVAL  # peers' training curves only when an objective reads training metrics
         peers = {
@@ -85,11 +96,14 @@ class IntermediateEvaluations(TrainerCallback):
             for other in self.trial.study.get_trials(deepcopy=False, states=PEER_STATES)
             if other.number != self.trial.number
         }
-        pruner = self.spec.pruner
         # only the metrics the objectives read: a peer's curve holds 12 metrics per split at every logged step
         vectors = peer_vectors(
             self.curves.read(self.spec.study_name, split=split, metrics=sorted(eval_needed | train_needed)), peers, rung
         ) if peers else []
+        if pruner.name == "asha":
+            return decide_promotion(
+                own, vectors, self.spec.directions, rung=rung, step=step, reduction_factor=pruner.reduction_factor
+            )
         return decide(
             own,
             vectors,
@@ -99,6 +113,27 @@ class IntermediateEvaluations(TrainerCallback):
             min_peers=pruner.min_peers,
             dominated_fraction=pruner.dominated_fraction,
         )
+
+    def _decide_multi_metric(self, rung: float | int, step: int, own: list[float]) -> MultiMetricDecision:
+        """OptunaHub's multi_metric_pruner as its README shows it (joint Pareto ranks into a MedianPruner), the
+        objectives reported at the rung's index, so that trials of different lengths meet at the same rung."""
+        names = self.spec.objective_names
+        directions = dict(zip(names, self.spec.directions, strict=True))
+        pruner = MultiMetricPruner(
+            optuna.pruners.MedianPruner(n_startup_trials=self.spec.pruner.min_peers, n_warmup_steps=0),
+            metric_directions=directions,
+            joint=True,
+        )
+        reported = {
+            name: value if math.isfinite(value) else (WORST_REPORTED if directions[name] == "minimize" else -WORST_REPORTED)
+            for name, value in zip(names, own, strict=True)
+        }
+        MultiMetricPrunerTrial(self.trial).report(reported, step=self.spec.pruner.rungs.index(rung))
+        study = self.trial.study
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(1 for other in trials if other.state.is_finished() and MULTI_METRIC_VALUES in other.user_attrs)
+        prune = pruner.prune(study, trials[self.trial.number])
+        return MultiMetricDecision(rung, step, finished, self.spec.pruner.min_peers, prune)
 
     def _objective_of(self, trial: optuna.trial.FrozenTrial):
         beta = trial.user_attrs.get("training_config", {}).get("orpo", {}).get("beta", self.beta)

@@ -1,10 +1,15 @@
-"""The dominated pruner's rule, as pure functions over objective vectors and stored curve rows (no I/O).
+"""The pruners' rules, as pure functions over objective vectors and stored curve rows (no I/O).
 
 A rung is a fraction of a trial's own schedule or an absolute optimizer step (`PrunerSpec.rungs`). A trial's value
-at a rung is its objective vector at the first evaluation at or after the rung. A trial is stopped at a rung when,
-among the peers that reached it, there are at least `min_peers`, and at least max(1, ceil(dominated_fraction x
-peers)) of them dominate it. Lower-is-better and higher-is-better objectives are compared in their own direction; a
-missing or non-finite value counts as the worst possible.
+at a rung is its objective vector at the first evaluation at or after the rung. Lower-is-better and
+higher-is-better objectives are compared in their own direction; a missing or non-finite value counts as the worst
+possible.
+- dominated: a trial stops at a rung when, among the peers that reached it, there are at least `min_peers`, and at
+  least max(1, ceil(dominated_fraction x peers)) of them dominate it.
+- multi_metric: OptunaHub's multi_metric_pruner decides (sweeper/_vendor); only its record is here.
+- asha: asynchronous successive halving with promotion by Pareto order (MO-ASHA, Schmucker et al. 2021): at a rung,
+  the trial and the peers that reached it are ordered by non-domination rank, then, within a rank, by hypervolume
+  contribution; the trial goes on when it is among the first max(1, n // reduction_factor) of the n.
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from .._vendor.multi_metric_pruner._hypervolume._nondomination import _fast_non_domination_rank
+from .._vendor.multi_metric_pruner._hypervolume._ordering import _argsort_by_hv_contribution
 from ..metrics import EVAL, TRAIN
 
 Vector = Sequence[float | None]
@@ -60,10 +69,9 @@ class RungDecision:
 
     @property
     def reason(self) -> str:
-        rung = f"{self.rung:g} of the schedule" if isinstance(self.rung, float) else f"step {self.rung}"
         verdict = "pruned" if self.prune else "kept"
         return (
-            f"{verdict} at rung {rung} (evaluation at step {self.step}): dominated by {self.dominated_by} of "
+            f"{verdict} at rung {_rung_text(self.rung)} (evaluation at step {self.step}): dominated by {self.dominated_by} of "
             f"{self.peers} trials that reached this rung (stops at {self.needed or '-'})"
         )
 
@@ -82,6 +90,88 @@ def decide(
     dominated_by = sum(dominates(peer, own, directions) for peer in peers)
     needed = max(1, math.ceil(dominated_fraction * len(peers) - 1e-9)) if len(peers) >= min_peers else 0
     return RungDecision(rung, step, len(peers), dominated_by, needed, prune=bool(needed) and dominated_by >= needed)
+
+
+def pareto_order(vectors: Sequence[Vector], directions: Sequence[str]) -> list[int]:
+    """Indices of `vectors`, best first: by non-domination rank (the Pareto front first), then within a rank by
+    hypervolume contribution, largest first (the ordering OptunaHub's multi_metric_pruner breaks ties with). Vectors
+    with a missing or non-finite value come last in their rank, in their given order."""
+    if not vectors:
+        return []
+    minimized = np.array([_as_minimized(vector, directions) for vector in vectors], dtype=float)
+    finite = np.isfinite(minimized).all(axis=1)
+    # the rank routine needs finite numbers: a non-finite value becomes a value worse than every finite one
+    worst = np.where(finite[:, None], minimized, np.nan)
+    ceiling = np.nanmax(worst, axis=0) if finite.any() else np.zeros(minimized.shape[1])
+    ranks = _fast_non_domination_rank(np.where(np.isfinite(minimized), minimized, np.abs(ceiling) * 2 + 1))
+    order: list[int] = []
+    for rank in np.unique(ranks):
+        members = np.flatnonzero((ranks == rank) & finite)
+        if len(members) > 1:
+            rows = minimized[members]
+            worst_row = rows.max(axis=0)
+            reference = worst_row + np.maximum(0.1 * np.abs(worst_row), 1e-12)
+            members = members[_argsort_by_hv_contribution(rows, reference)]
+        order.extend(int(index) for index in members)
+        order.extend(int(index) for index in np.flatnonzero((ranks == rank) & ~finite))
+    return order
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Successive halving at one rung: the trial's place (0 = best) among the `peers` + 1 trials there."""
+
+    rung: float | int
+    step: int
+    peers: int
+    place: int
+    kept: int  # how many of the trials at this rung go on
+    prune: bool
+
+    @property
+    def reason(self) -> str:
+        verdict = "pruned" if self.prune else "kept"
+        return (
+            f"{verdict} at rung {_rung_text(self.rung)} (evaluation at step {self.step}): Pareto place "
+            f"{self.place + 1} of {self.peers + 1} trials that reached this rung (the first {self.kept} go on)"
+        )
+
+
+def decide_promotion(
+    own: Vector, peers: Sequence[Vector], directions: Sequence[str], *, rung: float | int, step: int,
+    reduction_factor: int,
+) -> PromotionDecision:
+    """Asynchronous successive halving (Li et al. 2020) in its stopping form, as Optuna's SuccessiveHalvingPruner:
+    a trial goes on past a rung when it is among the first max(1, n // reduction_factor) of the n trials that
+    reached it, itself included, in Pareto order. The first trials at a rung are kept only while they lead it."""
+    order = pareto_order([*peers, own], directions)
+    place = order.index(len(peers))
+    kept = max(1, (len(peers) + 1) // reduction_factor)
+    return PromotionDecision(rung, step, len(peers), place, kept, prune=place >= kept)
+
+
+@dataclass(frozen=True)
+class MultiMetricDecision:
+    """OptunaHub's multi_metric_pruner at one rung; its reasons stay inside it, so the record says what it saw."""
+
+    rung: float | int
+    step: int
+    finished: int  # finished trials that had reported at a rung (its MedianPruner's start-up count)
+    min_peers: int
+    prune: bool
+
+    @property
+    def reason(self) -> str:
+        where = f"at rung {_rung_text(self.rung)} (evaluation at step {self.step}) by multi_metric_pruner"
+        if self.prune:
+            return f"pruned {where}: best Pareto rank so far worse than the median of the finished trials at this rung"
+        if self.finished < self.min_peers:
+            return f"kept {where}: {self.finished} finished trials, it prunes from {self.min_peers}"
+        return f"kept {where}: best Pareto rank so far no worse than the median of the finished trials at this rung"
+
+
+def _rung_text(rung: float | int) -> str:
+    return f"{rung:g} of the schedule" if isinstance(rung, float) else f"step {rung}"
 
 
 @dataclass(frozen=True)

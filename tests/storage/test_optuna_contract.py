@@ -3,6 +3,8 @@ Optuna: when an upgrade changes one, this fails naming it, instead of a sweep mi
 
 from __future__ import annotations
 
+import logging
+
 import inspect
 import re
 import tomllib
@@ -100,3 +102,12 @@ def test_the_heartbeat_retry_marks_the_copy_with_the_names_sweeper_reads(tmp_pat
 def test_compute_hypervolume_minimises_and_takes_a_reference_point():
     points = np.array([[1.0, 2.0], [2.0, 1.0]])
     assert internals.compute_hypervolume(points, np.array([3.0, 3.0])) == pytest.approx(3.0)
+
+
+def test_the_internals_the_vendored_multi_metric_pruner_uses_exist():
+    # sweeper/_vendor/multi_metric_pruner is kept as published; it reaches these
+    from optuna._warnings import optuna_warn
+    from optuna.trial import Trial
+
+    assert callable(optuna_warn) and callable(Trial._get_latest_trial)
+    import optuna.storages._in_memory  # noqa: F401  (it quiets this module's logger while it builds a study)

@@ -40,13 +40,27 @@ def test_a_dominated_pruner_loads_with_its_rungs_sorted_and_defaults_filled(tmp_
     assert isinstance(build_pruner(spec.pruner), optuna.pruners.NopPruner)  # Optuna's own pruner stays out
 
 
+def test_asha_and_multi_metric_load_with_their_default_rungs():
+    asha = PrunerSpec(name="asha")
+    assert (asha.reduction_factor, asha.rungs) == (3, [0.1111, 0.3333])  # 3^-2 and 3^-1 of the schedule
+    assert PrunerSpec(name="asha", reduction_factor=2).rungs == [0.25, 0.5]
+    assert PrunerSpec(name="asha", rungs=[8, 24]).rungs == [8, 24]
+    multi = PrunerSpec(name="multi_metric")
+    assert (multi.rungs, multi.min_peers) == ([0.25, 0.5], 4)
+
+
 @pytest.mark.parametrize(
     ("pruner", "fragment"),
     [
-        ({"name": "median"}, "pruner.name: Input should be 'none' or 'dominated'"),
+        ({"name": "median"}, "pruner.name: Input should be 'none', 'dominated', 'asha' or 'multi_metric'"),
         ({"name": "dominated"}, "the dominated pruner needs at least one rung"),
         ({"name": "dominated", "rungs": []}, "the dominated pruner needs at least one rung"),
-        ({"name": "none", "rungs": [0.5]}, "rungs: only the dominated pruner takes this"),
+        ({"name": "none", "rungs": [0.5]}, "rungs: only the dominated, asha or multi_metric pruner takes it, not none"),
+        ({"name": "asha", "dominated_fraction": 0.5}, "dominated_fraction: only the dominated pruner takes it, not asha"),
+        ({"name": "dominated", "rungs": [0.5], "reduction_factor": 3}, "reduction_factor: only the asha pruner"),
+        ({"name": "asha", "reduction_factor": 1}, "reduction_factor: 1 must be a whole number >= 2"),
+        ({"name": "asha", "rungs": [0.5, 20]}, "mixes fractions of the schedule and step counts"),
+        ({"name": "multi_metric", "min_peers": 0}, "min_peers: 0 must be a whole number >= 1"),
         ({"name": "dominated", "rungs": [1.0]}, "rungs: 1.0: a fraction of the schedule must lie strictly between"),
         ({"name": "dominated", "rungs": [1.5]}, "written without a decimal point"),
         ({"name": "dominated", "rungs": [0]}, "rungs: 0: a step count must be >= 1"),

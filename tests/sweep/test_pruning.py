@@ -1,5 +1,5 @@
-"""The dominated pruner: its rule on hand-built vectors and curves, its callback on a stored study, and a real tiny
-sweep in which a dominated trial is stopped, stored as PRUNED, and the sampler goes on."""
+"""The pruners (dominated, asha, multi_metric): their rules on hand-built vectors and curves, the callback on a stored
+study, and a real tiny sweep in which a dominated trial is stopped, stored as PRUNED, and the sampler goes on."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from sweeper.storage import CurveStore, open_storage
 from sweeper.study import load_study_spec
 from sweeper.sweep import ProgressLine, open_study, run_worker, trials_toward_target
 from sweeper.sweep._intermediate import PLANNED_STEPS, PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
-from sweeper.sweep._pruning import curves_by_trial, decide, dominates, peer_vectors, rung_step, rung_threshold
+from sweeper.sweep._pruning import (
+    curves_by_trial, decide, decide_promotion, dominates, pareto_order, peer_vectors, rung_step, rung_threshold,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 MIN_MAX = ["minimize", "maximize"]
@@ -77,6 +79,55 @@ def test_no_trial_is_pruned_before_min_peers_trials_reached_the_rung():
     decision = _decide([2.0, 4.0], dominating, min_peers=3)
     assert (decision.dominated_by, decision.needed, decision.prune) == (2, 0, False)
     assert _decide([2.0, 4.0], dominating * 2, min_peers=3).prune
+
+
+def test_pareto_order_puts_the_front_first_then_each_rank_by_hypervolume_contribution():
+    # minimise the loss, maximise the margin. Front: A (1, 5), B (2, 5.1), C (3, 9); rank 2: D (2, 4), E (4, 8)
+    vectors = {"A": [1.0, 5.0], "B": [2.0, 5.1], "C": [3.0, 9.0], "D": [2.0, 4.0], "E": [4.0, 8.0]}
+    order = [list(vectors)[index] for index in pareto_order(list(vectors.values()), MIN_MAX)]
+    assert set(order[:3]) == {"A", "B", "C"} and set(order[3:]) == {"D", "E"}
+    # within the front, B (a loss worse than A's for 0.1 more margin) adds the least volume: it comes last
+    assert order[2] == "B"
+    # the same five in another order: the same order of the trials
+    shuffled = ["E", "B", "D", "C", "A"]
+    assert [shuffled[i] for i in pareto_order([vectors[name] for name in shuffled], MIN_MAX)] == order
+
+
+def test_pareto_order_puts_a_non_finite_vector_last_in_its_rank():
+    vectors = [[math.nan, 0.0], [1.0, 5.0], [2.0, 4.0], [None, 9.0]]  # [None, 9] is on the front by its margin
+    order = pareto_order(vectors, MIN_MAX)
+    assert order.index(3) == 1 and order[0] == 1  # front: [1, 5] then the non-finite [None, 9]
+    assert order[-1] == 0  # [nan, 0]: the worst in both
+
+
+def _promote(own, peers, reduction_factor=3):
+    return decide_promotion(own, peers, MIN_MAX, rung=0.25, step=4, reduction_factor=reduction_factor)
+
+
+def test_successive_halving_keeps_the_first_third_in_pareto_order_and_stops_the_rest():
+    peers = [[1.0, 5.0], [3.0, 9.0], [2.0, 4.0], [4.0, 3.0], [5.0, 2.0]]  # fronts: {0, 1}, {2}, {3}, {4}
+    on_front = _promote([2.0, 8.0], peers)  # joins the front; 6 trials, the first 2 go on
+    assert (on_front.kept, on_front.peers) == (2, 5)
+    dominated = _promote([2.5, 3.5], peers)  # dominated by [1, 5] and [2, 4]
+    assert dominated.prune and dominated.place == 3
+    assert dominated.reason == (
+        "pruned at rung 0.25 of the schedule (evaluation at step 4): Pareto place 4 of 6 trials that reached this rung "
+        "(the first 2 go on)"
+    )
+    best = _promote([0.5, 10.0], peers)  # dominates everyone
+    assert not best.prune and best.place == 0
+    # on the front but adding the least volume of the three there (a hair more margin than [1, 5] for a worse
+    # loss): third in Pareto order, so stopped when two go on
+    squeezed = _promote([1.2, 5.05], peers)
+    assert (squeezed.place, squeezed.prune) == (2, True)
+
+
+def test_successive_halving_keeps_the_first_trials_at_a_rung_only_while_they_lead_it():
+    assert not _promote([3.0, 1.0], []).prune  # alone at the rung
+    assert _promote([3.0, 1.0], [[2.0, 2.0]]).prune  # two trials, one goes on: the better one
+    assert not _promote([1.0, 3.0], [[2.0, 2.0]]).prune  # a trade-off: both on the front, larger contribution
+    assert _promote([3.0, 1.0], [[2.0, 2.0], [2.5, 1.5]], reduction_factor=2).prune  # 3 // 2 = 1 goes on
+    assert not _promote([1.0, 3.0], [[2.0, 2.0], [2.5, 1.5], [3.0, 0.5]], reduction_factor=2).prune  # 2 of 4
 
 
 def test_rungs_are_fractions_of_each_trials_schedule_or_absolute_steps():
@@ -191,6 +242,45 @@ def test_the_callback_stops_a_dominated_trial_and_stores_its_evaluations_as_it_g
     assert (callback.decision is not None) is stops
     if stops:
         assert "dominated by 2 of 2 trials" in callback.decision.reason
+
+
+@pytest.mark.parametrize(("own", "stops"), [((3.0, 0.1), True), ((1.0, 0.9), False)], ids=["last", "first"])
+def test_the_asha_callback_lets_the_first_third_in_pareto_order_go_on(write_fast_study, own, stops):
+    spec = load_study_spec(write_fast_study(pruner={"name": "asha", "rungs": [0.5], "reduction_factor": 3}))
+    study = _stored_peers(spec, open_storage(spec.storage, heartbeat_interval_s=None), [(2.0, 0.5), (2.5, 0.3)])
+    with CurveStore(spec.storage) as curves:
+        callback = IntermediateEvaluations(study.ask(), spec, curves, beta=0.1)
+        control = _evaluate_at(callback, 4, *own)
+    assert control.should_training_stop is stops
+    assert callback.decision.prune is stops if stops else callback.decision is None
+    if stops:
+        assert "Pareto place 3 of 3 trials that reached this rung (the first 1 go on)" in callback.decision.reason
+
+
+def test_the_multi_metric_pruner_stops_a_trial_ranked_below_the_median_once_enough_trials_finished(write_fast_study):
+    spec = load_study_spec(write_fast_study(pruner={"name": "multi_metric", "rungs": [0.5], "min_peers": 3}))
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    stopped, reasons = [], []
+    with CurveStore(spec.storage) as curves:
+        # each trial reports through the callback at the rung, then ends; the fourth is dominated by all three
+        # before it, the fifth dominates everyone, the sixth is dominated but only by some
+        for nll, margin in [(2.0, 0.5), (2.5, 0.3), (1.5, 0.2), (3.0, 0.1), (1.0, 0.9), (2.2, 0.25)]:
+            trial = study.ask()
+            spec.space.suggest(trial)
+            callback = IntermediateEvaluations(trial, spec, curves, beta=0.1)
+            control = _evaluate_at(callback, 4, nll, margin)
+            stopped.append(bool(control.should_training_stop))
+            if callback.decision is not None:
+                reasons.append(callback.decision.reason)
+            study.tell(trial, None if control.should_training_stop else [nll, margin],
+                       state=TrialState.PRUNED if control.should_training_stop else TrialState.COMPLETE)
+    assert stopped == [False, False, False, True, False, True]
+    assert reasons[0] == (
+        "pruned at rung 0.5 of the schedule (evaluation at step 4) by multi_metric_pruner: best Pareto rank so far "
+        "worse than the median of the finished trials at this rung"
+    )
+    reported = study.trials[3].user_attrs["multi_pruner:values"]  # the pruner's own record, at the rung's index
+    assert reported == {"0": {"eval_nll_loss": 3.0, "eval_logp_margin": 0.1}}
 
 
 def test_an_objective_on_training_metrics_compares_each_peers_latest_training_log(write_fast_study):

@@ -1,0 +1,5 @@
+from ._pruner import MultiMetricPruner
+from ._trial import MultiMetricPrunerTrial
+
+
+__all__ = ["MultiMetricPruner", "MultiMetricPrunerTrial"]
