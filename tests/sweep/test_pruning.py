@@ -384,3 +384,38 @@ def test_a_real_sweep_prunes_dominated_trials_and_the_sampler_goes_on(write_fast
     for trial in trials:
         if trial.state == TrialState.COMPLETE:
             assert trial.user_attrs[PLANNED_STEPS] == trial.user_attrs["global_steps"] == 8
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("pruner", "second", "reason"),
+    [
+        # halving: the second trial, behind the first at the rung, is stopped too (one of two goes on)
+        ({"name": "asha", "rungs": [0.25, 0.5], "reduction_factor": 2}, TrialState.PRUNED, "Pareto place 3 of 3"),
+        # the median rule waits for two finished trials
+        ({"name": "multi_metric", "rungs": [0.25, 0.5], "min_peers": 2}, TrialState.COMPLETE,
+         "by multi_metric_pruner: best Pareto rank"),
+    ],
+    ids=["asha", "multi_metric"],
+)
+def test_a_real_sweep_with_each_other_pruner_stops_the_trial_that_barely_learns(
+    write_fast_study, pruner, second, reason
+):
+    study_file = write_fast_study(
+        n_trials=3,
+        training={"orpo.max_steps": 8, "orpo.eval_steps": 2, "orpo.logging_steps": 2},
+        objectives=[{"name": "eval_nll_loss"}, {"name": "eval_loss_unit_beta"}],
+        pruner=pruner,
+    )
+    spec = load_study_spec(study_file)
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    for learning_rate in (1e-2, 5e-3, 1e-4):  # two that learn, then one that barely moves
+        study.enqueue_trial({"learning_rate": learning_rate, "per_device_train_batch_size": 8, "weight_decay": 0.0})
+    run_worker(spec, show_progress=False)
+
+    trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, second, TrialState.PRUNED]
+    slow = trials[2]
+    assert slow.user_attrs[PRUNED_AT_STEP] == 2 and slow.user_attrs["global_steps"] == 2
+    assert slow.user_attrs[PRUNED_REASON].startswith("pruned at rung 0.25 of the schedule (evaluation at step 2)")
+    assert reason in slow.user_attrs[PRUNED_REASON]
