@@ -255,8 +255,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     console = Console()
     console.print(table)
     for row in rows:
-        if row["failure_reason"]:
-            console.print(f"#{row['number']} {row['state'].lower()}: {row['failure_reason']}", highlight=False)
+        reason = row["failure_reason"] or row["pruned_reason"]
+        if reason:
+            console.print(f"#{row['number']} {row['state'].lower()}: {reason}", highlight=False)
     legend = label_legend([*names, *parameters])
     if legend:
         console.print(f"columns: {legend}", highlight=False)

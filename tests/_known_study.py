@@ -51,6 +51,10 @@ N_RANDOM = 36
 # Hand-made trials at known points: (u, b, dropout, rise of validation loss after its minimum)
 UNDERFIT_TRIAL, BALANCED_TRIAL, OVERFIT_TRIAL, RISE_TRIAL = 0, 1, 2, 3
 FIXED = [(0.0, 0.5, 0.1, 0.0), (0.5, 0.8, 0.1, 0.0), (1.0, 0.0, 0.1, 0.3), (0.6, 1.0, 0.1, 0.5)]
+PRUNED_REASON = (
+    "pruned at rung 0.25 of the schedule (evaluation at step 8): dominated by 6 of 9 trials that reached this rung "
+    "(stops at 5)"
+)
 FAILED_TRIAL, PRUNED_TRIAL = N_RANDOM + len(FIXED), N_RANDOM + len(FIXED) + 1
 FAILURE_REASON = "out of memory"
 
@@ -148,8 +152,9 @@ def build_known_study(
         )
         study.add_trial(
             optuna.trial.create_trial(
+                # as sweeper's pruners store it: a multi-objective study takes no intermediate values
                 params=params, distributions=DISTRIBUTIONS, state=optuna.trial.TrialState.PRUNED,
-                intermediate_values={4: 3.9, 8: 3.8},
+                user_attrs={"pruned_reason": PRUNED_REASON, "pruned_at_step": 8, "planned_steps": 32},
             )
         )
     return study

@@ -14,9 +14,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..config import ConfigError
 from ..storage import (
-    REPLICATE_OF,
-    TRIAL_INPUTS_ATTR,
     CurveStore,
+    TrialRecord,
     check_storage_reachable,
     reading_storage,
     redact_url,
@@ -180,15 +179,30 @@ def analyze_study(
     )
 
 
+def _pruned_step(trial: FrozenTrial, record: TrialRecord) -> int | None:
+    if trial.state != TrialState.PRUNED:
+        return None
+    return record.pruned_at_step if record.pruned_at_step is not None else trial.last_step
+
+
+def _dataset_version(record: TrialRecord) -> str | None:
+    return record.dataset_fingerprint
+
+
+def _inputs_version(record: TrialRecord) -> str | None:
+    return record.study_inputs
+
+
 def _mixed_inputs_notes(complete: Sequence[FrozenTrial]) -> list[str]:
     """A study resumed on changed data or inputs (allowed with --allow-changed-inputs) mixes experiments: say so,
     naming which trials ran on which version."""
     notes = []
-    for attr, what in (("dataset_fingerprint", "data"), (TRIAL_INPUTS_ATTR, "study inputs")):
+    records = [(trial.number, TrialRecord.of(trial)) for trial in complete]
+    for version_of, what in ((_dataset_version, "data"), (_inputs_version, "study inputs")):
         groups: dict[str, list[int]] = defaultdict(list)
-        for trial in complete:
-            if trial.user_attrs.get(attr):
-                groups[trial.user_attrs[attr]].append(trial.number)
+        for number, record in records:
+            if version_of(record):
+                groups[version_of(record)].append(number)
         if len(groups) > 1:
             listed = "; ".join(
                 f"{version}: trials {', '.join(map(str, numbers[:8]))}{', ...' if len(numbers) > 8 else ''}"
@@ -221,10 +235,10 @@ def _trial_rows(
     rows = []
     reruns = rerun_map(list(trials))
     for trial in trials:
-        attrs = trial.user_attrs
-        config = attrs.get("training_config")
+        record = TrialRecord.of(trial)
+        config = record.training_config
         beta = trial.params.get("beta", _config_value(config, "orpo", "beta"))
-        effective = attrs.get(EFFECTIVE_BATCH_SIZE)
+        effective = record.effective_batch_size
         if effective is None and isinstance(config, Mapping):
             batch = _config_value(config, "orpo", "per_device_train_batch_size")
             accumulation = _config_value(config, "orpo", "gradient_accumulation_steps")
@@ -240,18 +254,20 @@ def _trial_rows(
                 effective_batch_size=int(effective) if effective is not None else None,
                 seed=_config_value(config, "", "seed"),
                 pareto=False,
-                fit=measure_fit(attrs, curve_rows.get(trial.number, [])) if complete else None,
+                fit=measure_fit(record.metrics, curve_rows.get(trial.number, [])) if complete else None,
                 failure_reason=stored_failure_reason(trial, reruns),
-                failure_detail=attrs.get("failure_detail"),
-                pruned_step=trial.last_step if trial.state == TrialState.PRUNED else None,
-                runtime_s=attrs.get("runtime_s"),
-                config_hash=attrs.get("config_hash"),
+                failure_detail=record.failure_detail,
+                # sweeper's pruners store the step; Optuna's own (single-objective studies) leave intermediate values
+                pruned_step=_pruned_step(trial, record),
+                pruned_reason=record.pruned_reason,
+                runtime_s=record.runtime_s,
+                config_hash=record.config_hash,
                 training_config=config,
-                library_versions=attrs.get("library_versions"),
-                dataset_fingerprint=attrs.get("dataset_fingerprint"),
-                train_rows=attrs.get("train_rows"),
-                eval_rows=attrs.get("eval_rows"),
-                bf16=attrs.get("bf16") if isinstance(attrs.get("bf16"), bool) else None,
+                library_versions=record.library_versions,
+                dataset_fingerprint=record.dataset_fingerprint,
+                train_rows=record.train_rows,
+                eval_rows=record.eval_rows,
+                bf16=record.bf16 if isinstance(record.bf16, bool) else None,
             )
         )
     return rows
@@ -490,7 +506,8 @@ def _seed_spread(
         for trial, row in zip(trials, replicate_rows, strict=True):
             if row.fit is not None:
                 row.fit = label_fit(row.fit, best_gain, rule)
-            if REPLICATE_OF in trial.user_attrs:
-                replicates.append((int(trial.user_attrs[REPLICATE_OF]), row))
+            source = TrialRecord.of(trial).replicate_of
+            if source is not None:
+                replicates.append((int(source), row))
     sources = [row for row in rows if row.state == "COMPLETE"]
     return seed_spread(companion, sources, replicates, names)

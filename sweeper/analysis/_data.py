@@ -91,12 +91,13 @@ class TrialRow:
     fit: TrialFit | None
     failure_reason: str | None
     failure_detail: str | None
-    pruned_step: int | None
+    pruned_step: int | None  # the optimizer step a pruned trial stopped at
     runtime_s: float | None
     config_hash: str | None
     training_config: dict[str, Any] | None
     library_versions: dict[str, str] | None
     dataset_fingerprint: str | None
+    pruned_reason: str | None = None  # why the pruner stopped it, as stored (e.g. "pruned at rung 0.25 ...")
     train_rows: int | None = None  # pairs the trial trained and validated on, after drops and caps
     eval_rows: int | None = None
     bf16: bool | None = None  # the precision it trained in (None: stored before sweeper recorded it)

@@ -35,11 +35,11 @@ def _final(attrs: Mapping[str, Any], prefix: str, series: list[tuple[int, float]
     return None, (float(nll) if nll is not None else None)
 
 
-def measure_fit(attrs: Mapping[str, Any], curve_rows: Sequence[Mapping[str, Any]]) -> TrialFit:
+def measure_fit(metrics: Mapping[str, Any], curve_rows: Sequence[Mapping[str, Any]]) -> TrialFit:
     """Everything but the label, which needs the whole study (see `label_fits`)."""
     train_series, eval_series = loss_series(curve_rows, "train"), loss_series(curve_rows, "eval")
-    train_loss, train_nll = _final(attrs, "train", train_series)
-    eval_loss, eval_nll = _final(attrs, "eval", eval_series)
+    train_loss, train_nll = _final(metrics, "train", train_series)
+    eval_loss, eval_nll = _final(metrics, "eval", eval_series)
     gap = eval_loss - train_loss if eval_loss is not None and train_loss is not None else None
     gap_ratio = gap / eval_loss if gap is not None and eval_loss and eval_loss > _TINY else None
 

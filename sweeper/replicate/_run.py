@@ -18,9 +18,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..config import ConfigError, build_training_config
 from ..storage import (
-    REPLICATE_OF,
-    REPLICATE_SEED,
     CurveStore,
+    TrialRecord,
     open_storage,
     redact_url,
     replicates_study_name,
@@ -55,7 +54,7 @@ def replicate_seeds(source_seed: int, count: int) -> list[int]:
 
 
 def _stored_config_file(source: FrozenTrial, seed: int, folder: Path) -> Path:
-    config = dict(source.user_attrs["training_config"])
+    config = dict(TrialRecord.of(source).training_config)
     config["seed"] = seed
     path = folder / f"trial-{source.number}-seed-{seed}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -65,7 +64,7 @@ def _stored_config_file(source: FrozenTrial, seed: int, folder: Path) -> Path:
 def check_reproducible(spec: StudySpec, source: FrozenTrial) -> None:
     """The objective rebuilds a config from the study's space and the trial's params on top of the stored config;
     refuse when that would not be the stored config (the study file's space changed since the trial ran)."""
-    stored = source.user_attrs["training_config"]
+    stored = TrialRecord.of(source).training_config
     with tempfile.TemporaryDirectory(prefix="sweeper-replicate-") as scratch:
         base = _stored_config_file(source, int(stored.get("seed", 0)), Path(scratch))
         try:
@@ -83,7 +82,7 @@ def check_reproducible(spec: StudySpec, source: FrozenTrial) -> None:
 
 
 def _seeds_of(source: FrozenTrial, count: int) -> list[int]:
-    return replicate_seeds(int(source.user_attrs["training_config"].get("seed", 0)), count)
+    return replicate_seeds(int(TrialRecord.of(source).training_config.get("seed", 0)), count)
 
 
 class _ReplicateObjective:
@@ -94,10 +93,11 @@ class _ReplicateObjective:
         self.spec, self.sources, self.curves, self.device_count = spec, sources, curves, device_count
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
-        source = self.sources[trial.user_attrs[REPLICATE_OF]]
+        record = TrialRecord.of(trial)
+        source = self.sources[record.replicate_of]
         with tempfile.TemporaryDirectory(prefix="sweeper-replicate-") as scratch:
             # the source's stored config is the base: only the seed differs from what the source trial ran
-            base = _stored_config_file(source, int(trial.user_attrs[REPLICATE_SEED]), Path(scratch))
+            base = _stored_config_file(source, int(record.replicate_seed), Path(scratch))
             spec = self.spec.model_copy(update={"base_config": base, "fixed": {}})
             return TrialObjective(spec, self.curves, self.device_count, refuse_repeats=False)(trial)
 
@@ -121,7 +121,7 @@ def run_replicates(
         ) from None
     sources = {trial.number: trial for trial in top_pareto_trials(source_study, top)}
     for trial in sources.values():
-        if not isinstance(trial.user_attrs.get("training_config"), dict):
+        if not isinstance(TrialRecord.of(trial).training_config, dict):
             raise ConfigError(
                 f"study {spec.study_name!r}, trial {trial.number}: no stored training_config to re-run; "
                 "it was recorded by an older sweeper"
@@ -131,17 +131,15 @@ def run_replicates(
     study = open_study(companion_spec, storage)
 
     def pairs(states: tuple[TrialState, ...]) -> set[tuple[int, int]]:
-        return {
-            (t.user_attrs[REPLICATE_OF], t.user_attrs[REPLICATE_SEED])
-            for t in study.get_trials(deepcopy=False, states=states)
-            if REPLICATE_OF in t.user_attrs
-        }
+        records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False, states=states)]
+        return {(r.replicate_of, r.replicate_seed) for r in records if r.replicate_of is not None}
 
     queued = pairs((TrialState.COMPLETE, TrialState.WAITING))
     for number, source in sources.items():
         for seed in _seeds_of(source, seeds):
             if (number, seed) not in queued:
-                study.enqueue_trial(dict(source.params), user_attrs={REPLICATE_OF: number, REPLICATE_SEED: seed})
+                queued_record = TrialRecord(replicate_of=number, replicate_seed=seed)
+                study.enqueue_trial(dict(source.params), user_attrs=queued_record.user_attrs())
     all_sources = {t.number: t for t in source_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     with CurveStore(spec.storage) as curves:
         objective = _ReplicateObjective(companion_spec, all_sources, curves, device_count)
@@ -149,9 +147,9 @@ def run_replicates(
             study.optimize(objective, n_trials=1, catch=(TrialFailure,))
 
     wanted = {(number, seed) for number, source in sources.items() for seed in _seeds_of(source, seeds)}
+    runs = [(TrialRecord.of(t), t) for t in study.get_trials(deepcopy=False)]
     return [
-        ReplicateRun(t.user_attrs[REPLICATE_OF], t.user_attrs[REPLICATE_SEED], t.number, t.state.name,
-                     list(t.values) if t.values else None)
-        for t in study.get_trials(deepcopy=False)
-        if (t.user_attrs.get(REPLICATE_OF), t.user_attrs.get(REPLICATE_SEED)) in wanted
+        ReplicateRun(r.replicate_of, r.replicate_seed, t.number, t.state.name, list(t.values) if t.values else None)
+        for r, t in runs
+        if (r.replicate_of, r.replicate_seed) in wanted
     ]

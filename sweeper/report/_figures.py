@@ -477,7 +477,8 @@ def failures_table(analysis: StudyAnalysis) -> go.Figure:
         ["trial", "state", "reason", "detail", "params"],
         [
             [t.number for t in rows], [t.state for t in rows],
-            [t.failure_reason or (f"pruned at step {t.pruned_step}" if t.state == "PRUNED" else "-") for t in rows],
+            [t.failure_reason or t.pruned_reason or (f"pruned at step {t.pruned_step}" if t.state == "PRUNED" else "-")
+             for t in rows],
             [(t.failure_detail or "")[:300] for t in rows],
             [", ".join(f"{k}={_number(v, 3)}" for k, v in t.params.items()) for t in rows],
         ],

@@ -2,7 +2,8 @@
 
 `open_storage` gives the `RDBStorage` a study runs on (heartbeats on, dead workers' trials re-queued), and
 `reading_storage` one for reading a stored study;
-`CurveStore` holds every logged curve point; `record_trial_result` puts a trial's outcome into user attributes.
+`CurveStore` holds every logged curve point; `TrialRecord` is what a trial stores as user attributes, `store` sets
+its fields and `record_trial_result` puts a trial's outcome into it.
 """
 
 from ._curves import CURVES_TABLE, CurvePointRow, CurveStore, create_curves_table
@@ -10,7 +11,6 @@ from ._rdb import beating_trials, open_storage, reading_storage
 from ._slot_lock import TrialSlotLock
 from ._optuna_internals import RETRIED_FROM, RETRY_HISTORY, compute_hypervolume, storage_url
 from ._record import (
-    TRIAL_INPUTS_ATTR,
     WORKER_DIED,
     config_hash,
     library_versions,
@@ -19,7 +19,8 @@ from ._record import (
     rerun_map,
     stored_failure_reason,
 )
-from ._replicates import REPLICATE_OF, REPLICATE_SEED, REPLICATES_SUFFIX, replicates_study_name
+from ._replicates import REPLICATES_SUFFIX, replicates_study_name
+from ._trial_record import TrialRecord, store
 from ._retry import STORAGE_RETRY_S, StorageFailure, call_with_retries, storage_failures_explained
 from ._reachable import check_storage_reachable
 from ._stop_points import defer_stop
@@ -33,7 +34,8 @@ __all__ = [
     "WORKER_DIED",
     "rerun_map",
     "stored_failure_reason",
-    "TRIAL_INPUTS_ATTR",
+    "TrialRecord",
+    "store",
     "TrialSlotLock",
     "CURVES_TABLE",
     "CurvePointRow",
@@ -41,8 +43,6 @@ __all__ = [
     "STORAGE_RETRY_S",
     "StorageFailure",
     "REPLICATES_SUFFIX",
-    "REPLICATE_OF",
-    "REPLICATE_SEED",
     "beating_trials",
     "call_with_retries",
     "check_storage_reachable",

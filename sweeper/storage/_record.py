@@ -7,32 +7,25 @@ import json
 import math
 import platform
 from importlib import metadata
-from typing import Any, Protocol
+from typing import Any
 
 from sweeper.metrics import TrialResult
 
 from ._optuna_internals import RETRIED_FROM
+from ._trial_record import HasUserAttrs, TrialRecord, store
 
 # Distribution names as pip knows them; read from metadata so that recording never imports torch or TRL.
 TRACKED_DISTRIBUTIONS = ("torch", "transformers", "trl", "peft", "optuna", "datasets", "sqlalchemy")
 NOT_INSTALLED = "not installed"
 
 
-class HasUserAttrs(Protocol):
-    """`optuna.Trial`, `optuna.trial.FrozenTrial`, or anything else with `set_user_attr`."""
-
-    def set_user_attr(self, key: str, value: Any) -> None: ...
-
-
-# trial user attribute: the version (digest) of the study inputs the trial ran on (see sweep/_identity.py)
-TRIAL_INPUTS_ATTR = "study_inputs"
 WORKER_DIED = "worker died"
 
 
 def stored_failure_reason(trial: Any, reruns: dict[int, int]) -> str | None:
     """A failed trial's reason as stored, or, for one Optuna failed because its worker stopped beating (a finished
     trial can take no more attributes), `worker died`, with the trial that re-ran it. `reruns`: `rerun_map`."""
-    reason = trial.user_attrs.get("failure_reason")
+    reason = TrialRecord.of(trial).failure_reason
     if reason and trial.number in reruns:  # stopped by SIGTERM and queued again (sweep/_worker.py)
         return f"{reason} (re-run as trial {reruns[trial.number]})"
     if reason or getattr(trial.state, "name", "") != "FAIL":
@@ -62,16 +55,18 @@ def record_trial_result(
     they lack one (`epoch` -> `train_epoch`). NaN and infinite values are stored as None: user attributes are JSON,
     which has no NaN, and optuna-dashboard fails on it.
     """
-    attributes: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
     for name, value in result.train_metrics.items():
-        attributes[name if name.startswith("train_") else f"train_{name}"] = _json_number(value)
+        metrics[name if name.startswith("train_") else f"train_{name}"] = _json_number(value)
     for name, value in result.eval_metrics.items():
-        attributes[name] = _json_number(value)
+        metrics[name] = _json_number(value)
     if result.micro_batch_size and result.gradient_accumulation_steps:
         effective_batch_size = result.micro_batch_size * result.gradient_accumulation_steps * device_count
     else:  # a result that does not break the batch down already holds the product
         effective_batch_size = result.effective_batch_size
-    attributes.update(
+    store(
+        trial,
+        metrics=metrics,
         effective_batch_size=effective_batch_size,
         device_count=device_count,
         global_steps=result.global_steps,
@@ -84,13 +79,11 @@ def record_trial_result(
         config_hash=config_hash,
         library_versions=dict(library_versions),
     )
-    for key, value in attributes.items():
-        trial.set_user_attr(key, value)
 
 
 def record_failure(trial: HasUserAttrs, reason: str) -> None:
     """Say why a trial failed, e.g. "CUDA out of memory at micro_batch_size=16", beside its FAIL state."""
-    trial.set_user_attr("failure_reason", reason)
+    store(trial, failure_reason=reason)
 
 
 def library_versions() -> dict[str, str]:

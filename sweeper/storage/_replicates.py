@@ -1,13 +1,11 @@
 """How replicates are stored: re-runs of a trial with other seeds, in a companion study of the same storage.
 
 The companion study `<study_name>.replicates` keeps the source study's objectives and its own trial numbers; each
-of its trials carries `replicate_of` (the source trial's number) and `replicate_seed` as user attributes, so the
+of its trials carries `replicate_of` (the source trial's number) and `replicate_seed` in its TrialRecord, so the
 source study's trials, its Pareto front and its trial count stay untouched.
 """
 
 REPLICATES_SUFFIX = ".replicates"
-REPLICATE_OF = "replicate_of"
-REPLICATE_SEED = "replicate_seed"
 
 
 def replicates_study_name(study_name: str) -> str:

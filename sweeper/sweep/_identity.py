@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import __version__ as sweeper_version
 from ..config import ConfigError, build_training_config, read_training_mapping
-from ..storage import TRIAL_INPUTS_ATTR, config_hash, library_versions  # noqa: F401 - re-exported by sweeper.sweep
+from ..storage import config_hash, library_versions
 from ..study import StudySpec
 
 INPUTS_ATTR = "sweeper_inputs"  # study user attribute: the inputs now in force

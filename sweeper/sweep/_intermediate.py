@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 from .._vendor.multi_metric_pruner import MultiMetricPruner, MultiMetricPrunerTrial
 from .._vendor.multi_metric_pruner._pruner import _USER_ATTR_KEY as MULTI_METRIC_VALUES
 from ..metrics import EVAL, TRAIN, CurvePoint, curve_points, split_of_log
-from ..storage import CurveStore
+from ..storage import CurveStore, TrialRecord, store
 from ..study import StudySpec
 from ._pruning import (
     MultiMetricDecision, PromotionDecision, RungDecision, decide, decide_promotion, peer_vectors, rung_threshold,
@@ -21,9 +21,6 @@ from ._pruning import (
 
 log = logging.getLogger(__name__)
 
-PLANNED_STEPS = "planned_steps"  # user attribute: the optimizer steps a trial's schedule has, for fraction rungs
-PRUNED_REASON = "pruned_reason"
-PRUNED_AT_STEP = "pruned_at_step"
 # Trials whose stored evaluations are peers at a rung: failed ones are not (their curves may end in NaN).
 PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 # multi_metric_pruner's ranking needs finite numbers: a non-finite objective is reported as this, in the worst
@@ -48,7 +45,7 @@ class IntermediateEvaluations(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._reset()  # an out-of-memory retry trains again from the start with the same callback
-        self.trial.set_user_attr(PLANNED_STEPS, state.max_steps)
+        store(self.trial, planned_steps=state.max_steps)
         if self.spec.pruner.enabled:
             self.thresholds = [(rung, rung_threshold(rung, state.max_steps)) for rung in self.spec.pruner.rungs]
 
@@ -92,7 +89,7 @@ class IntermediateEvaluations(TrainerCallback):
         eval_needed, train_needed = self.spec.metrics_needed()
         split = None if train_needed else EVAL  # peers' training curves only when an objective reads training metrics
         peers = {
-            other.number: (other.user_attrs.get(PLANNED_STEPS), self._objective_of(other))
+            other.number: (TrialRecord.of(other).planned_steps, self._objective_of(other))
             for other in self.trial.study.get_trials(deepcopy=False, states=PEER_STATES)
             if other.number != self.trial.number
         }
@@ -136,5 +133,5 @@ class IntermediateEvaluations(TrainerCallback):
         return MultiMetricDecision(rung, step, finished, self.spec.pruner.min_peers, prune)
 
     def _objective_of(self, trial: optuna.trial.FrozenTrial):
-        beta = trial.user_attrs.get("training_config", {}).get("orpo", {}).get("beta", self.beta)
+        beta = (TrialRecord.of(trial).training_config or {}).get("orpo", {}).get("beta", self.beta)
         return lambda eval_metrics, train_metrics: self.spec.objective_values(eval_metrics, train_metrics, beta)

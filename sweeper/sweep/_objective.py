@@ -13,18 +13,15 @@ from collections.abc import Callable
 import optuna
 
 from ..config import ConfigError
-from ..storage import TRIAL_INPUTS_ATTR, CurveStore, config_hash, library_versions, record_failure, record_trial_result
+from ..storage import CurveStore, TrialRecord, config_hash, library_versions, record_failure, record_trial_result, store
 from ..study import StudySpec
 from ..training import TrialReuse
 from ..trial import INTERRUPTED, TrialFailure, run_trial
-from ._intermediate import PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
+from ._intermediate import IntermediateEvaluations
 from ._progress import REPEATED_CONFIGURATION
 
 log = logging.getLogger(__name__)
 NON_FINITE_OBJECTIVE = "non-finite objective"
-WORKER_ATTR = "worker"  # host:pid of the process that ran the trial
-REPEATS_TRIAL = "repeats_trial"
-SUGGEST_S_ATTR = "suggest_s"  # seconds the sampler took to suggest the trial's parameters
 # A sampler whose suggestion costs more than this share of a trial's training is the sweep's bottleneck (the GP
 # sampler grows with the cube of the trials: seconds per suggestion at hundreds of trials): the worker says so once.
 SAMPLER_SHARE_WARNED = 0.25
@@ -49,7 +46,7 @@ def repeated_trial(trial: optuna.Trial, inputs_digest: str | None = None) -> int
     for other in trial.study.get_trials(deepcopy=False, states=_HELD_STATES):
         if other.number == trial.number or other.params != trial.params:
             continue
-        ran_on = other.user_attrs.get(TRIAL_INPUTS_ATTR)
+        ran_on = TrialRecord.of(other).study_inputs
         if inputs_digest is None or ran_on is None or ran_on == inputs_digest:
             return other.number
     return None
@@ -92,13 +89,13 @@ class TrialObjective:
         if self.on_trial_created:
             self.on_trial_created()
         # which machine and process ran it (logs, scheduler jobs, drills); read now, not at import: a fork has its own
-        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        store(trial, worker=f"{socket.gethostname()}:{os.getpid()}")
         started = time.perf_counter()
         self.spec.space.suggest(trial)
         suggest_s = time.perf_counter() - started
-        trial.set_user_attr(SUGGEST_S_ATTR, round(suggest_s, 4))
+        store(trial, suggest_s=round(suggest_s, 4))
         if self.inputs_digest:
-            trial.set_user_attr(TRIAL_INPUTS_ATTR, self.inputs_digest)
+            store(trial, study_inputs=self.inputs_digest)
         self._refuse_repeat(trial)
         try:
             config = self.spec.training_config(trial.params)
@@ -106,9 +103,10 @@ class TrialObjective:
             self._fail(trial, TrialFailure("invalid config", str(error)))
         config_values = config.model_dump(mode="json")
         fingerprint = config_hash(config_values)
-        trial.set_user_attr("training_config", config_values)
-        trial.set_user_attr("config_hash", fingerprint)
-        trial.set_user_attr("effective_batch_size", config.effective_batch_size * self.device_count)
+        store(
+            trial, training_config=config_values, config_hash=fingerprint,
+            effective_batch_size=config.effective_batch_size * self.device_count,
+        )
 
         evaluations = IntermediateEvaluations(trial, self.spec, self.curves, config.orpo.beta)
         with tempfile.TemporaryDirectory(prefix=f"sweeper-trial-{trial.number}-") as output_dir:
@@ -120,15 +118,14 @@ class TrialObjective:
             trial, result, config_hash=fingerprint, library_versions=self.versions, device_count=self.device_count
         )
         if result.notes:
-            trial.set_user_attr("notes", result.notes)
+            store(trial, notes=result.notes)
         warning = sampler_cost_warning(self.spec.sampler.name, suggest_s, result.runtime_s, trial.number)
         if warning and not self.warned_sampler_cost:
             self.warned_sampler_cost = True
             log.warning(warning)
         self.curves.write(self.spec.study_name, trial.number, result.curves)
         if evaluations.decision is not None:  # stopped at a rung: stored as PRUNED, with its curve so far
-            trial.set_user_attr(PRUNED_REASON, evaluations.decision.reason)
-            trial.set_user_attr(PRUNED_AT_STEP, evaluations.decision.step)
+            store(trial, pruned_reason=evaluations.decision.reason, pruned_at_step=evaluations.decision.step)
             raise optuna.TrialPruned(evaluations.decision.reason)
         values = self.spec.objective_values(result.eval_metrics, result.train_metrics, config.orpo.beta)
         if not all(math.isfinite(value) for value in values):
@@ -143,12 +140,12 @@ class TrialObjective:
             self.consecutive_repeats = 0
             return
         self.consecutive_repeats += 1
-        trial.set_user_attr(REPEATS_TRIAL, repeated)
+        store(trial, repeats_trial=repeated)
         self._fail(trial, TrialFailure(REPEATED_CONFIGURATION, f"same parameters as trial {repeated}"))
 
     def _fail(self, trial: optuna.Trial, failure: TrialFailure):
         record_failure(trial, failure.reason)
         if failure.detail:
-            trial.set_user_attr("failure_detail", failure.detail[:2000])
+            store(trial, failure_detail=failure.detail[:2000])
         log.warning("trial %d failed: %s", trial.number, failure)
         raise failure

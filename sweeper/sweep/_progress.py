@@ -9,9 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..metrics import INTERRUPTED
-from ..storage import rerun_map
-
-FAILURE_REASON = "failure_reason"
+from ..storage import TrialRecord, rerun_map
 
 
 def replaced_by_retry(trials: list[FrozenTrial]) -> set[int]:
@@ -28,7 +26,7 @@ def counts_toward_target(trial: FrozenTrial, retried: set[int]) -> bool:
     """Finished or in-flight trials count; an interrupted one, one re-queued after its worker died, and one refused
     for repeating another's configuration do not, so a resumed sweep still reaches its target."""
     if trial.state == TrialState.FAIL:
-        return trial.user_attrs.get(FAILURE_REASON) not in NOT_COUNTED_FAILURES and trial.number not in retried
+        return TrialRecord.of(trial).failure_reason not in NOT_COUNTED_FAILURES and trial.number not in retried
     return True
 
 

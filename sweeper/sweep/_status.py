@@ -7,7 +7,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..storage import rerun_map, stored_failure_reason
+from ..storage import TrialRecord, rerun_map, stored_failure_reason
 
 
 def status_rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -25,6 +25,7 @@ def status_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "params": dict(trial.params),
             "values": list(trial.values) if trial.values else None,
             "failure_reason": stored_failure_reason(trial, reruns),
+            "pruned_reason": TrialRecord.of(trial).pruned_reason if trial.state == TrialState.PRUNED else None,
             "pareto": trial.number in pareto,
         }
         for trial in trials

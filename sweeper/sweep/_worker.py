@@ -13,14 +13,16 @@ import optuna
 from optuna.trial import TrialState
 
 from ..metrics import INTERRUPTED
-from ..storage import RETRIED_FROM, RETRY_HISTORY, CurveStore, TrialSlotLock, beating_trials, open_storage
+from ..storage import (
+    RETRIED_FROM, RETRY_HISTORY, CurveStore, TrialRecord, TrialSlotLock, beating_trials, open_storage,
+)
 from ..study import StudySpec, beta_scaled_warnings
 from ..training import TrialReuse
 from ..trial import TrialFailure
 from ._identity import StudyInputs
 from ._objective import TrialObjective
 from ._optuna_study import open_study
-from ._progress import FAILURE_REASON, ProgressLine, trials_toward_target
+from ._progress import ProgressLine, trials_toward_target
 from ._signals import StopRequested
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ def requeue_stopped_trial(study: optuna.Study, number: int | None) -> int | None
     if number is None:
         return None
     trial = study.get_trials(deepcopy=False)[number]
-    if trial.state != TrialState.FAIL or trial.user_attrs.get(FAILURE_REASON) != INTERRUPTED:
+    if trial.state != TrialState.FAIL or TrialRecord.of(trial).failure_reason != INTERRUPTED:
         return None
     history = [*trial.system_attrs.get(RETRY_HISTORY, []), number]
     if len(history) > MAX_REQUEUES_AFTER_STOP:

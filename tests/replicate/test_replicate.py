@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from sweeper.analysis import GAP, analyze_study
 from sweeper.cli import main
-from sweeper.storage import REPLICATE_OF, REPLICATE_SEED, CurveStore, replicates_study_name
+from sweeper.storage import CurveStore, TrialRecord, replicates_study_name
 from sweeper.study import load_study_spec
 from sweeper.sweep import run_worker
 
@@ -32,11 +32,11 @@ def test_replicates_are_stored_linked_and_set_the_spread(write_fast_study, uniqu
 
     companion = optuna.load_study(study_name=replicates_study_name(spec.study_name), storage=spec.storage)
     replicates = companion.get_trials(states=(TrialState.COMPLETE,))
-    assert [t.user_attrs[REPLICATE_SEED] for t in replicates] == [1]  # the source ran with seed 0
+    assert [TrialRecord.of(t).replicate_seed for t in replicates] == [1]  # the source ran with seed 0
     for trial in replicates:
-        assert trial.user_attrs[REPLICATE_OF] == source.number
+        assert TrialRecord.of(trial).replicate_of == source.number
         config = trial.user_attrs["training_config"]
-        assert config["seed"] == trial.user_attrs[REPLICATE_SEED]
+        assert config["seed"] == TrialRecord.of(trial).replicate_seed
         assert {**config, "seed": 0} == source.training_config  # only the seed differs
         assert trial.values != list(source.values.values())  # another seed, another run
     with CurveStore(spec.storage) as curves:

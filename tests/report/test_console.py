@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from _known_study import FAILED_TRIAL, FAILURE_REASON, write_study_file
+from _known_study import FAILED_TRIAL, FAILURE_REASON, PRUNED_REASON, PRUNED_TRIAL, write_study_file
 from sweeper.analysis import analyze_study
 from sweeper.cli import main
 from sweeper.report import print_analysis
@@ -29,7 +29,7 @@ def test_the_analysis_fits_80_columns_with_nothing_cut(known_study):
     assert "  rho with the gap" in text
 
 
-def test_status_fits_80_columns_and_gives_each_failure_its_reason(known_study, tmp_path, capsys, monkeypatch):
+def test_status_fits_80_columns_and_gives_each_failed_or_pruned_trial_its_reason(known_study, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     study_file = write_study_file(tmp_path / "known.yaml", *known_study)
     assert main(["status", str(study_file)]) == 0
@@ -39,6 +39,7 @@ def test_status_fits_80_columns_and_gives_each_failure_its_reason(known_study, t
     header = next(line for line in _lines(text) if line.strip().startswith("#"))
     assert header.split()[-6:] == ["lr", "batch", "accum", "dropout", "wd", "beta"]
     assert f"#{FAILED_TRIAL} fail: {FAILURE_REASON}" in text
+    assert f"#{PRUNED_TRIAL} pruned: {PRUNED_REASON}" in " ".join(text.split())  # a long reason wraps
     assert "wd = weight_decay" in text
 
 

@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 
-from _known_study import FAILED_TRIAL, FAILURE_REASON, PRUNED_TRIAL, write_study_file
+from _known_study import FAILED_TRIAL, FAILURE_REASON, PRUNED_REASON, PRUNED_TRIAL, write_study_file
 from sweeper.analysis import analyze_study
 from sweeper.cli import main
 from sweeper.report import SECTIONS, render_report, write_report
@@ -131,7 +131,7 @@ def test_report_is_self_contained_and_shows_the_analysis(report_path):
     assert page.count("Plotly.newPlot(") == len(SECTIONS)
     for title in ("Pareto front", "Hypervolume history", "Claims", "Failed and pruned trials"):
         assert title in page
-    assert FAILURE_REASON in page and "pruned at step 8" in page
+    assert FAILURE_REASON in page and PRUNED_REASON in page
     assert "contradicted" in page and "supported" in page
     assert str(FAILED_TRIAL) in page and str(PRUNED_TRIAL) in page
 

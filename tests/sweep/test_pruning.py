@@ -12,10 +12,10 @@ from optuna.trial import TrialState
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
 from sweeper.metrics import CurvePoint
-from sweeper.storage import CurveStore, open_storage
+from sweeper.storage import CurveStore, TrialRecord, open_storage, store
 from sweeper.study import load_study_spec
 from sweeper.sweep import ProgressLine, open_study, run_worker, trials_toward_target
-from sweeper.sweep._intermediate import PLANNED_STEPS, PRUNED_AT_STEP, PRUNED_REASON, IntermediateEvaluations
+from sweeper.sweep._intermediate import IntermediateEvaluations
 from sweeper.sweep._pruning import (
     curves_by_trial, decide, decide_promotion, dominates, pareto_order, peer_vectors, rung_step, rung_threshold,
 )
@@ -200,7 +200,7 @@ def _stored_peers(spec, storage, vectors_at_step_4):
         for nll, margin in vectors_at_step_4:
             trial = study.ask()
             spec.space.suggest(trial)
-            trial.set_user_attr(PLANNED_STEPS, 8)
+            store(trial, planned_steps=8)
             trial.set_user_attr("training_config", {"orpo": {"beta": 0.1}})
             # eval_logp_margin = logps/chosen - logps/rejected
             points = [CurvePoint(4, "eval", "nll_loss", nll), CurvePoint(4, "eval", "logps/chosen", margin),
@@ -237,7 +237,7 @@ def test_the_callback_stops_a_dominated_trial_and_stores_its_evaluations_as_it_g
         control = _evaluate_at(callback, 4, *own)
         stored = {(row["metric"], row["step"]) for row in curves.read(spec.study_name, trial.number)}
     assert {("nll_loss", 4), ("logps/chosen", 4)} <= stored  # written at the evaluation, before the trial ends
-    assert study.trials[trial.number].user_attrs[PLANNED_STEPS] == 8
+    assert TrialRecord.of(study.trials[trial.number]).planned_steps == 8
     assert control.should_training_stop is stops
     assert (callback.decision is not None) is stops
     if stops:
@@ -370,10 +370,10 @@ def test_a_real_sweep_prunes_dominated_trials_and_the_sampler_goes_on(write_fast
     assert [t.state for t in trials[:2]] == [TrialState.COMPLETE] * 2  # fewer than min_peers before them
     slow = trials[2]
     assert slow.state == TrialState.PRUNED and slow.values is None
-    assert slow.user_attrs[PRUNED_AT_STEP] == 2  # rung 0.25 of 8 steps
-    assert slow.user_attrs[PRUNED_REASON].startswith("pruned at rung 0.25 of the schedule (evaluation at step 2)")
-    assert "dominated by 2 of 2 trials" in slow.user_attrs[PRUNED_REASON]
-    assert slow.user_attrs["global_steps"] == 2 and slow.user_attrs[PLANNED_STEPS] == 8
+    assert TrialRecord.of(slow).pruned_at_step == 2  # rung 0.25 of 8 steps
+    assert TrialRecord.of(slow).pruned_reason.startswith("pruned at rung 0.25 of the schedule (evaluation at step 2)")
+    assert "dominated by 2 of 2 trials" in TrialRecord.of(slow).pruned_reason
+    assert slow.user_attrs["global_steps"] == 2 and TrialRecord.of(slow).planned_steps == 8
     with CurveStore(spec.storage) as curves:
         steps = {(row["split"], row["step"]) for row in curves.read(spec.study_name, slow.number)}
     assert steps == {("eval", 0), ("eval", 2), ("train", 2)}  # its curve up to where it stopped
@@ -383,7 +383,7 @@ def test_a_real_sweep_prunes_dominated_trials_and_the_sampler_goes_on(write_fast
     assert all("learning_rate" in t.params for t in trials[3:])
     for trial in trials:
         if trial.state == TrialState.COMPLETE:
-            assert trial.user_attrs[PLANNED_STEPS] == trial.user_attrs["global_steps"] == 8
+            assert TrialRecord.of(trial).planned_steps == trial.user_attrs["global_steps"] == 8
 
 
 @pytest.mark.integration
@@ -416,6 +416,6 @@ def test_a_real_sweep_with_each_other_pruner_stops_the_trial_that_barely_learns(
     trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE, second, TrialState.PRUNED]
     slow = trials[2]
-    assert slow.user_attrs[PRUNED_AT_STEP] == 2 and slow.user_attrs["global_steps"] == 2
-    assert slow.user_attrs[PRUNED_REASON].startswith("pruned at rung 0.25 of the schedule (evaluation at step 2)")
-    assert reason in slow.user_attrs[PRUNED_REASON]
+    assert TrialRecord.of(slow).pruned_at_step == 2 and slow.user_attrs["global_steps"] == 2
+    assert TrialRecord.of(slow).pruned_reason.startswith("pruned at rung 0.25 of the schedule (evaluation at step 2)")
+    assert reason in TrialRecord.of(slow).pruned_reason

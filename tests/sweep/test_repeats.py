@@ -5,10 +5,10 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from sweeper.storage import CurveStore, open_storage
+from sweeper.storage import CurveStore, TrialRecord, open_storage
 from sweeper.study import load_study_spec
 from sweeper.sweep import open_study
-from sweeper.sweep._objective import REPEATS_TRIAL, TrialObjective
+from sweeper.sweep._objective import TrialObjective
 from sweeper.sweep._progress import trials_toward_target
 from sweeper.trial import TrialFailure
 
@@ -32,7 +32,7 @@ def test_an_enqueued_repeat_of_a_finished_trial_is_refused_and_not_counted(write
     repeat = study.trials[1]
     assert repeat.state == TrialState.FAIL
     assert repeat.user_attrs["failure_reason"] == "repeated configuration"
-    assert repeat.user_attrs[REPEATS_TRIAL] == 0
+    assert TrialRecord.of(repeat).repeats_trial == 0
     assert objective.consecutive_repeats == 1
     assert trials_toward_target(study) == 1  # the sweep draws another instead of falling short
 
@@ -46,7 +46,7 @@ def test_a_study_that_allows_repeats_runs_them(write_fast_study):
         objective = TrialObjective(spec, curves)
         assert not objective.refuse_repeats
         objective._refuse_repeat(trial)  # what the objective runs first: here it lets the trial through
-    assert REPEATS_TRIAL not in study.trials[1].user_attrs
+    assert TrialRecord.of(study.trials[1]).repeats_trial is None
 
 
 def test_replicates_may_repeat_a_configuration(write_fast_study):
