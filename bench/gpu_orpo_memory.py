@@ -34,13 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sweeper.config import build_training_config  # noqa: E402
 from sweeper.data import load_preference_data  # noqa: E402
 from sweeper.training import release_memory, run_orpo  # noqa: E402
-from sweeper.training._orpo import (  # noqa: E402
-    attach_lora,
-    load_base_model,
-    load_tokenizer,
-    orpo_arguments,
-    to_text_pairs,
-)
+from sweeper.training._models import load_base_model, load_tokenizer  # noqa: E402
+from sweeper.training._trl import attach_lora, orpo_arguments, to_text_pairs  # noqa: E402
 
 QWEN2_0_5B = dict(
     vocab_size=151936,

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pruning.py [--strategies none dominated multi_metric asha] [--seeds 0 1 2 3 4]
                                       [--trials 16] [--max-steps 40] [--eval-steps 8] [--parallel 2] [--figure F]
+                                      [--work DIR [--analyze-only]]
 
 For each seed, the default study (studies/default.yaml: six hyperparameters, eval_nll_loss down, eval_logp_margin up,
 TPE with that seed) runs once per strategy, each run a real `sweeper sweep` process on its own SQLite file, on the
@@ -97,14 +98,24 @@ class Run:
 
     def trace(self) -> list[tuple]:
         """Finished trials in order, up to the budget (a trial interrupted by the stop is not counted)."""
-        study = optuna.load_study(study_name=self.study_file.stem, storage=self.storage)
         counted, spent = [], 0
-        for entry in finished_trace(study):
+        for entry in finished_trace(self._study()):
             if spent + entry[0] > self.budget:
                 break
             spent += entry[0]
             counted.append(entry)
         return counted
+
+    def wall_to_budget_s(self) -> float:
+        """Seconds from the first trial's start to the last counted trial's end (imports and the closing report
+        left out): what the steps cost on this machine, per-trial overheads included."""
+        trials = [t for t in self._study().get_trials(deepcopy=False) if t.datetime_complete is not None]
+        trials.sort(key=lambda t: t.datetime_complete)
+        last = trials[len(self.trace()) - 1]
+        return (last.datetime_complete - min(t.datetime_start for t in trials)).total_seconds()
+
+    def _study(self) -> optuna.Study:
+        return optuna.load_study(study_name=self.study_file.stem, storage=self.storage)
 
 
 def run_all(runs: list[Run], parallel: int) -> None:
@@ -153,7 +164,11 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--figure", type=Path, default=None, help="write the anytime curves here (plotly HTML)")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--analyze-only", action="store_true",
+                        help="read the runs already in --work (same arguments) instead of running them")
     args = parser.parse_args()
+    if args.analyze_only and not args.work:
+        parser.error("--analyze-only needs --work, the folder of an earlier run")
     if "none" not in args.strategies:
         parser.error("--strategies must include none: its run sets the budget and the targets")
     work = args.work or Path(tempfile.mkdtemp(prefix="sweeper-pruning-"))
@@ -166,19 +181,21 @@ def main() -> None:
         print(f"#   {strategy}: {PRUNERS[strategy]}")
     # interleaved: each seed's strategies one after another, so a slow spell of the machine hits them all
     runs = [Run(work, seed, strategy, args, budget) for seed in args.seeds for strategy in args.strategies]
-    started = time.perf_counter()
-    run_all(runs, args.parallel)
-    print(f"# all runs: {time.perf_counter() - started:.0f} s")
+    if not args.analyze_only:
+        started = time.perf_counter()
+        run_all(runs, args.parallel)
+        print(f"# all runs: {time.perf_counter() - started:.0f} s")
 
     traces = {(run.seed, run.strategy): run.trace() for run in runs}
     reference = common_reference(list(traces.values()))
     histories = {key: hypervolume_history(trace, reference) for key, trace in traces.items()}
     best = {seed: max(histories[seed, s][-1][1] for s in args.strategies) for seed in args.seeds}
+    unpruned_wall = {run.seed: run.wall_to_budget_s() for run in runs if run.strategy == "none"}
 
     print()
     header = " ".join(f"{f'to {share:.0%}':>24}" for share in SHARES)
     print(f"{'strategy':<13} {header} " + " ".join(f"{f'hv@{point:.0%}':>7}" for point in BUDGET_POINTS)
-          + f" {'trials':>6} {'pruned':>6}")
+          + f" {'trials':>6} {'pruned':>6} {'wall':>5}")
     for strategy in args.strategies:
         cells = []
         for share in SHARES:
@@ -195,11 +212,15 @@ def main() -> None:
                                    for seed in args.seeds)
         pruned = statistics.median(sum(state == "PRUNED" for _, _, state in traces[seed, strategy])
                                    for seed in args.seeds)
+        wall = statistics.median(
+            run.wall_to_budget_s() / unpruned_wall[run.seed] for run in runs if run.strategy == strategy
+        )
         print(f"{strategy:<13} {' '.join(cells)} " + " ".join(f"{v:>7.3f}" for v in volumes)
-              + f" {trials:>6g} {pruned:>6g}")
+              + f" {trials:>6g} {pruned:>6g} {wall:>5.2f}")
     print("(to X%: steps to reach X% of the best final hypervolume of any strategy on the seed / the budget, median "
           "[min, max] over seeds; * = some seeds never reached it, counted as infinite. hv@X%: hypervolume after X% "
-          "of the budget / that best, median. trials, pruned: median per run.)")
+          "of the budget / that best, median. trials, pruned: median per run. wall: seconds to spend the budget / the "
+          "unpruned run's, median; runs shared the machine, so a rough figure.)")
 
     print()
     print("Targets")

@@ -52,12 +52,12 @@ def _training_carries_the_integration_mark(request, monkeypatch):
     (Subprocesses are not watched: tests that train in one are marked by hand.)"""
     if request.node.get_closest_marker("integration") or request.node.get_closest_marker("slow"):
         return
-    from sweeper.training import _orpo
+    from sweeper.training import _trl
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"{request.node.nodeid} trains a model: mark it pytest.mark.integration")
 
-    monkeypatch.setattr(_orpo._CheckedORPOTrainer, "train", refuse)
+    monkeypatch.setattr(_trl._CheckedORPOTrainer, "train", refuse)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sweeper"
-TRAINING_BOUNDARY = PACKAGE / "training" / "_orpo.py"
+TRAINING_BOUNDARY = PACKAGE / "training" / "_trl.py"
 OPTUNA_INTERNALS = PACKAGE / "storage" / "_optuna_internals.py"
 VENDORED = PACKAGE / "_vendor"
 

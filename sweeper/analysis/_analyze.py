@@ -101,7 +101,7 @@ def analyze_study(
         directions = [direction.name.lower() for direction in study.directions]
         names = study.metric_names or [f"value_{i}" for i in range(len(directions))]
         objectives = [ObjectiveInfo(name, direction) for name, direction in zip(names, directions, strict=True)]
-        with CurveStore(url) as curves:
+        with CurveStore(url, engine=rdb.engine) as curves:  # the storage's connection pool, not a second one
             curve_rows = _by_trial(curves.read(study_name, metrics=LOSS_METRICS))
             frozen = study.get_trials(deepcopy=False)
             rows = _trial_rows(frozen, curve_rows, names)

@@ -17,25 +17,30 @@ def spearman_with_ci(
 ) -> tuple[float | None, float | None, float | None]:
     """(rho, ci_low, ci_high); None where fewer than MIN_TRIALS points or either side is constant.
 
-    Trials are resampled in pairs with replacement; every resample is ranked afresh (ties averaged) and correlated,
-    all at once as arrays. Resamples in which x or y came out constant have no correlation and are dropped.
+    scipy's percentile bootstrap, trials resampled in pairs; every resample is ranked afresh (ties averaged).
+    Resamples in which x or y came out constant have no correlation and are left out of the percentiles.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < MIN_TRIALS or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None, None, None
     rho = float(stats.spearmanr(x, y).statistic)
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(x), size=(n_bootstrap, len(x)))
-    rank_x = stats.rankdata(x[picks], axis=1)
-    rank_y = stats.rankdata(y[picks], axis=1)
-    rank_x -= rank_x.mean(axis=1, keepdims=True)
-    rank_y -= rank_y.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((rank_x**2).sum(axis=1) * (rank_y**2).sum(axis=1))
-    valid = denominator > 0
-    resampled = (rank_x * rank_y).sum(axis=1)[valid] / denominator[valid]
+    resampled = stats.bootstrap(
+        (x, y), _spearman_along, paired=True, vectorized=True, n_resamples=n_bootstrap, method="percentile",
+        random_state=np.random.default_rng(seed),
+    ).bootstrap_distribution
     tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(resampled, [tail, 100 - tail])
+    low, high = np.nanpercentile(resampled, [tail, 100 - tail])
     return rho, float(low), float(high)
+
+
+def _spearman_along(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Spearman's rho of each resample (the last axis holds the trials); NaN where a resample is constant."""
+    rank_x, rank_y = stats.rankdata(x, axis=axis), stats.rankdata(y, axis=axis)
+    rank_x -= rank_x.mean(axis=axis, keepdims=True)
+    rank_y -= rank_y.mean(axis=axis, keepdims=True)
+    denominator = np.sqrt((rank_x**2).sum(axis=axis) * (rank_y**2).sum(axis=axis))
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, (rank_x * rank_y).sum(axis=axis) / safe, np.nan)
 
 
 def direction_of(ci_low: float | None, ci_high: float | None) -> str:

@@ -141,7 +141,7 @@ def run_replicates(
                 queued_record = TrialRecord(replicate_of=number, replicate_seed=seed)
                 study.enqueue_trial(dict(source.params), user_attrs=queued_record.user_attrs())
     all_sources = {t.number: t for t in source_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    with CurveStore(spec.storage) as curves:
+    with CurveStore(spec.storage, engine=storage.engine) as curves:
         objective = _ReplicateObjective(companion_spec, all_sources, curves, device_count)
         while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             study.optimize(objective, n_trials=1, catch=(TrialFailure,))

@@ -62,11 +62,15 @@ def create_curves_table(engine: sqlalchemy.Engine) -> None:
 
 
 class CurveStore:
-    """Reads and writes the curve points of a study's trials. `url` is any storage URL `open_storage` accepts."""
+    """Reads and writes the curve points of a study's trials. `url` is any storage URL `open_storage` accepts.
 
-    def __init__(self, url: str) -> None:
+    `engine`: the SQLAlchemy engine of the Optuna storage already open on that URL (`storage.engine`), so that a
+    process holds one connection pool per database, not two; it stays open when the store closes."""
+
+    def __init__(self, url: str, engine: sqlalchemy.Engine | None = None) -> None:
         resolved = self._url = resolve_storage_url(url)
-        self._engine = sqlalchemy.create_engine(resolved, **engine_options(resolved))
+        self._owns_engine = engine is None
+        self._engine = engine if engine is not None else sqlalchemy.create_engine(resolved, **engine_options(resolved))
         create_curves_table(self._engine)
 
     def write(self, study_name: str, trial_number: int, points: list[CurvePoint]) -> int:
@@ -145,7 +149,8 @@ class CurveStore:
             return connection.execute(delete(CurvePointRow).where(CurvePointRow.study_name == study_name)).rowcount
 
     def close(self) -> None:
-        self._engine.dispose()
+        if self._owns_engine:
+            self._engine.dispose()
 
     def __enter__(self) -> "CurveStore":
         return self

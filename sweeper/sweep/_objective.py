@@ -16,7 +16,8 @@ from ..config import ConfigError
 from ..storage import CurveStore, TrialRecord, config_hash, library_versions, record_failure, record_trial_result, store
 from ..study import StudySpec
 from ..training import TrialReuse
-from ..trial import INTERRUPTED, TrialFailure, run_trial
+from ..metrics import INTERRUPTED
+from ..trial import TrialFailure, run_trial
 from ._intermediate import IntermediateEvaluations
 from ._progress import REPEATED_CONFIGURATION
 

@@ -94,7 +94,7 @@ def run_worker(
     study = open_study(spec, storage, inputs, allow_changed_inputs)
     for warning in beta_scaled_warnings(spec):
         log.warning(warning)
-    curves = CurveStore(spec.storage)
+    curves = CurveStore(spec.storage, engine=storage.engine)  # one connection pool for Optuna and the curves
     slot = TrialSlotLock(spec.storage, spec.study_name)
     # the new trial exists (and counts toward the target) once the objective runs: other workers may check now
     objective = TrialObjective(

@@ -1,22 +1,16 @@
-"""Training: one ORPO + LoRA run through TRL (the only stage that imports TRL and PEFT, in `_orpo.py`)."""
+"""Training: one ORPO + LoRA run through TRL. `_orpo.py` runs a trial top to bottom; `_trl.py` is the only module
+that imports TRL and PEFT; `_models.py` loads the model, `_pairs.py` the data, `_reuse.py` keeps both between trials."""
 
-from ._orpo import (
-    NonFiniteLossError,
-    describe_device,
-    is_out_of_memory,
-    parse_with_trl_and_peft,
-    prepare_pairs,
-    release_memory,
-    run_orpo,
-    trainable_pairs,
-)
+from ._models import is_out_of_memory, release_memory
+from ._orpo import run_orpo
+from ._pairs import prepare_pairs, trainable_pairs
 from ._reuse import ReuseCounts, TrialReuse, weights_fingerprint
+from ._trl import NonFiniteLossError, parse_with_trl_and_peft
 
 __all__ = [
     "NonFiniteLossError",
     "ReuseCounts",
     "TrialReuse",
-    "describe_device",
     "is_out_of_memory",
     "parse_with_trl_and_peft",
     "prepare_pairs",

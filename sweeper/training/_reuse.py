@@ -1,5 +1,5 @@
 """What a worker computes once and reuses across its trials: the base model, the prepared text pairs and the
-tokenized datasets. No TRL or PEFT here: `_orpo.py` computes the keys and attaches/removes the adapters.
+tokenized datasets. No TRL or PEFT here: `_pairs.py` computes the keys, `_orpo.py` attaches/removes the adapters.
 
 - The base model is loaded once per key (model, revision, dtype, attention kernel, remote code) and each trial puts
   fresh LoRA adapters on it. Afterwards the adapters are unloaded and everything a trial changes on the module

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..config import ConfigError, TrainingConfig
 from ..faults import raise_if_requested
-from ..metrics import INTERRUPTED, NON_FINITE_LOSS, OUT_OF_MEMORY, TrialResult
+from ..metrics import NON_FINITE_LOSS, OUT_OF_MEMORY, TrialResult
 from ..training import NonFiniteLossError, TrialReuse, is_out_of_memory, release_memory, run_orpo
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,6 @@ Optuna: when an upgrade changes one, this fails naming it, instead of a sweep mi
 
 from __future__ import annotations
 
-import logging
 
 import inspect
 import re

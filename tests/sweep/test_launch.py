@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,6 @@ import time
 
 import optuna
 import pytest
-import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 

@@ -13,7 +13,8 @@ import torch
 from sweeper.config import ConfigError
 from sweeper.metrics import ORPO_METRICS
 from sweeper.training import run_orpo
-from sweeper.training._orpo import load_base_model, orpo_arguments
+from sweeper.training._models import load_base_model
+from sweeper.training._trl import orpo_arguments
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 

@@ -13,12 +13,11 @@ from sweeper.data import load_preference_data
 from sweeper.metrics import EVAL, ORPO_METRICS
 from sweeper.training import run_orpo
 from sweeper.training._lean_logps import chunked_token_logps, lean_orpo_forward
-from sweeper.training._orpo import (  # ORPOTrainer: TRL's own class, the reference
+from sweeper.training._models import load_base_model, load_tokenizer
+from sweeper.training._trl import (  # ORPOTrainer: TRL's own class, the reference
     ORPOTrainer,
     _CheckedORPOTrainer,
     attach_lora,
-    load_base_model,
-    load_tokenizer,
     orpo_arguments,
     to_text_pairs,
 )

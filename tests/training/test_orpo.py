@@ -8,7 +8,7 @@ from transformers import TrainerCallback
 
 from sweeper.metrics import EVAL, ORPO_METRICS, TRAIN
 from sweeper.training import NonFiniteLossError, run_orpo
-from sweeper.training._orpo import lora_dropout_probabilities
+from sweeper.training._trl import lora_dropout_probabilities
 
 pytestmark = pytest.mark.integration
 

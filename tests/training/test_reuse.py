@@ -11,10 +11,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer, TrainerCallback
 
-from sweeper.config import load_training_config
 from sweeper.model import tiny_model_path
 from sweeper.training import TrialReuse, run_orpo, weights_fingerprint
-from sweeper.training._orpo import base_model_key, load_base_model
+from sweeper.training._models import base_model_key, load_base_model
 from sweeper.training._reuse import tokenized_cache_folder, tokenizer_fingerprint
 
 # Two optimizer steps with one evaluation: every metric, in about a second.
