@@ -121,16 +121,16 @@ class IntermediateEvaluations(TrainerCallback):
             metric_directions=directions,
             joint=True,
         )
-        reported = {
-            name: value if math.isfinite(value) else (WORST_REPORTED if directions[name] == "minimize" else -WORST_REPORTED)
-            for name, value in zip(names, own, strict=True)
-        }
+        worst = {name: WORST_REPORTED if direction == "minimize" else -WORST_REPORTED for name, direction in directions.items()}
+        reported = {name: value if math.isfinite(value) else worst[name] for name, value in zip(names, own, strict=True)}
         MultiMetricPrunerTrial(self.trial).report(reported, step=self.spec.pruner.rungs.index(rung))
         study = self.trial.study
         trials = study.get_trials(deepcopy=False)
-        finished = sum(1 for other in trials if other.state.is_finished() and MULTI_METRIC_VALUES in other.user_attrs)
+        finished = sum(other.state.is_finished() and MULTI_METRIC_VALUES in other.user_attrs for other in trials)
         prune = pruner.prune(study, trials[self.trial.number])
-        return MultiMetricDecision(rung, step, finished, self.spec.pruner.min_peers, prune)
+        return MultiMetricDecision(
+            rung=rung, step=step, prune=prune, finished=finished, min_peers=self.spec.pruner.min_peers
+        )
 
     def _objective_of(self, trial: optuna.trial.FrozenTrial):
         beta = (TrialRecord.of(trial).training_config or {}).get("orpo", {}).get("beta", self.beta)

@@ -59,20 +59,29 @@ def dominates(a: Vector, b: Vector, directions: Sequence[str]) -> bool:
 
 
 @dataclass(frozen=True)
-class RungDecision:
+class _AtRung:
+    """What every pruner's decision says: where, and whether the trial stops there."""
+
     rung: float | int
-    step: int
+    step: int  # the evaluation the rung was checked at
+    prune: bool
+
+    def _verdict(self) -> str:
+        rung = f"{self.rung:g} of the schedule" if isinstance(self.rung, float) else f"step {self.rung}"
+        return f"{'pruned' if self.prune else 'kept'} at rung {rung} (evaluation at step {self.step})"
+
+
+@dataclass(frozen=True)
+class RungDecision(_AtRung):
     peers: int
     dominated_by: int
     needed: int  # dominating peers that would stop the trial (0: too few peers yet)
-    prune: bool
 
     @property
     def reason(self) -> str:
-        verdict = "pruned" if self.prune else "kept"
         return (
-            f"{verdict} at rung {_rung_text(self.rung)} (evaluation at step {self.step}): dominated by {self.dominated_by} of "
-            f"{self.peers} trials that reached this rung (stops at {self.needed or '-'})"
+            f"{self._verdict()}: dominated by {self.dominated_by} of {self.peers} trials that reached this rung "
+            f"(stops at {self.needed or '-'})"
         )
 
 
@@ -89,7 +98,8 @@ def decide(
     """Whether a trial whose objective vector at `rung` is `own` stops, given its peers' vectors at that rung."""
     dominated_by = sum(dominates(peer, own, directions) for peer in peers)
     needed = max(1, math.ceil(dominated_fraction * len(peers) - 1e-9)) if len(peers) >= min_peers else 0
-    return RungDecision(rung, step, len(peers), dominated_by, needed, prune=bool(needed) and dominated_by >= needed)
+    prune = bool(needed) and dominated_by >= needed
+    return RungDecision(rung=rung, step=step, prune=prune, peers=len(peers), dominated_by=dominated_by, needed=needed)
 
 
 def pareto_order(vectors: Sequence[Vector], directions: Sequence[str]) -> list[int]:
@@ -118,22 +128,18 @@ def pareto_order(vectors: Sequence[Vector], directions: Sequence[str]) -> list[i
 
 
 @dataclass(frozen=True)
-class PromotionDecision:
+class PromotionDecision(_AtRung):
     """Successive halving at one rung: the trial's place (0 = best) among the `peers` + 1 trials there."""
 
-    rung: float | int
-    step: int
     peers: int
     place: int
     kept: int  # how many of the trials at this rung go on
-    prune: bool
 
     @property
     def reason(self) -> str:
-        verdict = "pruned" if self.prune else "kept"
         return (
-            f"{verdict} at rung {_rung_text(self.rung)} (evaluation at step {self.step}): Pareto place "
-            f"{self.place + 1} of {self.peers + 1} trials that reached this rung (the first {self.kept} go on)"
+            f"{self._verdict()}: Pareto place {self.place + 1} of {self.peers + 1} trials that reached this rung "
+            f"(the first {self.kept} go on)"
         )
 
 
@@ -147,31 +153,24 @@ def decide_promotion(
     order = pareto_order([*peers, own], directions)
     place = order.index(len(peers))
     kept = max(1, (len(peers) + 1) // reduction_factor)
-    return PromotionDecision(rung, step, len(peers), place, kept, prune=place >= kept)
+    return PromotionDecision(rung=rung, step=step, prune=place >= kept, peers=len(peers), place=place, kept=kept)
 
 
 @dataclass(frozen=True)
-class MultiMetricDecision:
+class MultiMetricDecision(_AtRung):
     """OptunaHub's multi_metric_pruner at one rung; its reasons stay inside it, so the record says what it saw."""
 
-    rung: float | int
-    step: int
     finished: int  # finished trials that had reported at a rung (its MedianPruner's start-up count)
     min_peers: int
-    prune: bool
 
     @property
     def reason(self) -> str:
-        where = f"at rung {_rung_text(self.rung)} (evaluation at step {self.step}) by multi_metric_pruner"
+        verdict = f"{self._verdict()} by multi_metric_pruner"
         if self.prune:
-            return f"pruned {where}: best Pareto rank so far worse than the median of the finished trials at this rung"
+            return f"{verdict}: best Pareto rank so far worse than the median of the finished trials at this rung"
         if self.finished < self.min_peers:
-            return f"kept {where}: {self.finished} finished trials, it prunes from {self.min_peers}"
-        return f"kept {where}: best Pareto rank so far no worse than the median of the finished trials at this rung"
-
-
-def _rung_text(rung: float | int) -> str:
-    return f"{rung:g} of the schedule" if isinstance(rung, float) else f"step {rung}"
+            return f"{verdict}: {self.finished} finished trials, it prunes from {self.min_peers}"
+        return f"{verdict}: best Pareto rank so far no worse than the median of the finished trials at this rung"
 
 
 @dataclass(frozen=True)

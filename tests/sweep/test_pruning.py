@@ -349,6 +349,16 @@ def test_pruned_trials_count_toward_the_target_and_show_in_the_progress_line(wri
 # -- a real tiny sweep
 
 
+def _sweep_learning_rates(study_file):
+    """A real sweep whose first trials learn at 1e-2 and 5e-3, then one barely moves (1e-4): its stored trials."""
+    spec = load_study_spec(study_file)
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    for learning_rate in (1e-2, 5e-3, 1e-4):
+        study.enqueue_trial({"learning_rate": learning_rate, "per_device_train_batch_size": 8, "weight_decay": 0.0})
+    run_worker(spec, show_progress=False)
+    return spec, optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+
+
 @pytest.mark.integration
 def test_a_real_sweep_prunes_dominated_trials_and_the_sampler_goes_on(write_fast_study):
     # Two beta-free objectives that move together on the tiny task, so that a barely learning trial is dominated.
@@ -359,13 +369,7 @@ def test_a_real_sweep_prunes_dominated_trials_and_the_sampler_goes_on(write_fast
         sampler={"name": "tpe", "seed": 0, "options": {"n_startup_trials": 2}},
         pruner={"name": "dominated", "rungs": [0.25, 0.5], "min_peers": 2, "dominated_fraction": 0.5},
     )
-    spec = load_study_spec(study_file)
-    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
-    for learning_rate in (1e-2, 5e-3, 1e-4):  # two that learn, then one that barely moves
-        study.enqueue_trial({"learning_rate": learning_rate, "per_device_train_batch_size": 8, "weight_decay": 0.0})
-    run_worker(spec, show_progress=False)
-
-    trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+    spec, trials = _sweep_learning_rates(study_file)
     assert len(trials) == 5
     assert [t.state for t in trials[:2]] == [TrialState.COMPLETE] * 2  # fewer than min_peers before them
     slow = trials[2]
@@ -407,13 +411,7 @@ def test_a_real_sweep_with_each_other_pruner_stops_the_trial_that_barely_learns(
         objectives=[{"name": "eval_nll_loss"}, {"name": "eval_loss_unit_beta"}],
         pruner=pruner,
     )
-    spec = load_study_spec(study_file)
-    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
-    for learning_rate in (1e-2, 5e-3, 1e-4):  # two that learn, then one that barely moves
-        study.enqueue_trial({"learning_rate": learning_rate, "per_device_train_batch_size": 8, "weight_decay": 0.0})
-    run_worker(spec, show_progress=False)
-
-    trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+    spec, trials = _sweep_learning_rates(study_file)
     assert [t.state for t in trials] == [TrialState.COMPLETE, second, TrialState.PRUNED]
     slow = trials[2]
     assert TrialRecord.of(slow).pruned_at_step == 2 and slow.user_attrs["global_steps"] == 2
