@@ -121,8 +121,8 @@ class IntermediateEvaluations(TrainerCallback):
             metric_directions=directions,
             joint=True,
         )
-        worst = {name: WORST_REPORTED if direction == "minimize" else -WORST_REPORTED for name, direction in directions.items()}
-        reported = {name: value if math.isfinite(value) else worst[name] for name, value in zip(names, own, strict=True)}
+        worst = {name: WORST_REPORTED if way == "minimize" else -WORST_REPORTED for name, way in directions.items()}
+        reported = {name: value if math.isfinite(value) else worst[name] for name, value in zip(names, own)}
         MultiMetricPrunerTrial(self.trial).report(reported, step=self.spec.pruner.rungs.index(rung))
         study = self.trial.study
         trials = study.get_trials(deepcopy=False)
