@@ -8,12 +8,9 @@ Running it again resumes: pairs (source trial, seed) already complete are skippe
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import ConfigError, build_training_config
@@ -53,24 +50,19 @@ def replicate_seeds(source_seed: int, count: int) -> list[int]:
     return [source_seed + offset for offset in range(1, count + 1)]
 
 
-def _stored_config_file(source: FrozenTrial, seed: int, folder: Path) -> Path:
-    config = dict(TrialRecord.of(source).training_config)
-    config["seed"] = seed
-    path = folder / f"trial-{source.number}-seed-{seed}.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+def _stored_config(source: FrozenTrial, seed: int) -> dict:
+    """The config the source trial trained with, with another seed: a replicate's whole base config."""
+    return {**TrialRecord.of(source).training_config, "seed": seed}
 
 
 def check_reproducible(spec: StudySpec, source: FrozenTrial) -> None:
     """The objective rebuilds a config from the study's space and the trial's params on top of the stored config;
     refuse when that would not be the stored config (the study file's space changed since the trial ran)."""
     stored = TrialRecord.of(source).training_config
-    with tempfile.TemporaryDirectory(prefix="sweeper-replicate-") as scratch:
-        base = _stored_config_file(source, int(stored.get("seed", 0)), Path(scratch))
-        try:
-            rebuilt = spec.model_copy(update={"base_config": base, "fixed": {}}).training_config(source.params)
-        except (ConfigError, KeyError) as error:
-            rebuilt, reason = None, str(error)
+    try:
+        rebuilt = spec.with_base(_stored_config(source, int(stored.get("seed", 0)))).training_config(source.params)
+    except (ConfigError, KeyError) as error:
+        rebuilt, reason = None, str(error)
     # compared after validation, so fields the schema gained since (with their defaults) do not count as changes
     expected = build_training_config(stored, source=f"trial {source.number}: training_config").model_dump(mode="json")
     if rebuilt is None or rebuilt.model_dump(mode="json") != expected:
@@ -95,11 +87,9 @@ class _ReplicateObjective:
     def __call__(self, trial: optuna.Trial) -> list[float]:
         record = TrialRecord.of(trial)
         source = self.sources[record.replicate_of]
-        with tempfile.TemporaryDirectory(prefix="sweeper-replicate-") as scratch:
-            # the source's stored config is the base: only the seed differs from what the source trial ran
-            base = _stored_config_file(source, int(record.replicate_seed), Path(scratch))
-            spec = self.spec.model_copy(update={"base_config": base, "fixed": {}})
-            return TrialObjective(spec, self.curves, self.device_count, refuse_repeats=False)(trial)
+        # the source's stored config is the base: only the seed differs from what the source trial ran
+        spec = self.spec.with_base(_stored_config(source, int(record.replicate_seed)))
+        return TrialObjective(spec, self.curves, self.device_count, refuse_repeats=False)(trial)
 
 
 def run_replicates(

@@ -6,6 +6,7 @@ value outside a field's range fails when the file is read, not in trial 17.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_serializer,
@@ -79,6 +81,27 @@ class StudySpec(BaseModel):
         "configuration`), not counted, and another is drawn; a repeat would count twice in the analysis. "
         "`sweeper replicate` measures seed noise either way.",
     )
+
+    # the base config as read once, when the study file was: every trial of this process builds on the same text,
+    # so an edit of the file during a sweep changes nothing under a running worker (a new worker's input check sees it)
+    _base: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _read_base_once(self) -> StudySpec:
+        self._base = read_training_mapping(self.base_config)
+        return self
+
+    @property
+    def base_mapping(self) -> dict[str, Any]:
+        """The base config as read when the study file was loaded (a copy: building a config never changes it)."""
+        return copy.deepcopy(self._base)
+
+    def with_base(self, base: Mapping[str, Any]) -> StudySpec:
+        """This study with another whole training config as its base and no fixed values: `sweeper replicate` re-runs
+        a trial's stored config this way."""
+        changed = self.model_copy(update={"fixed": {}})
+        changed._base = copy.deepcopy(dict(base))
+        return changed
 
     @field_validator("study_name")
     @classmethod
@@ -246,7 +269,7 @@ class StudySpec(BaseModel):
     def training_config(self, params: Mapping[str, Any]) -> TrainingConfig:
         """The full training config of a trial with these Optuna params."""
         overrides = self.training_overrides(params)
-        return build_training_config(read_training_mapping(self.base_config), overrides, source=f"{self.study_name} trial")
+        return build_training_config(self.base_mapping, overrides, source=f"{self.study_name} trial")
 
 
 def load_study_spec(path: str | Path, n_trials: int | None = None, storage: str | None = None) -> StudySpec:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import __version__ as sweeper_version
-from ..config import ConfigError, build_training_config, read_training_mapping
+from ..config import ConfigError, build_training_config
 from ..storage import config_hash, library_versions
 from ..study import StudySpec
 
@@ -47,7 +47,7 @@ class StudyInputs:
 
 
 def study_inputs(spec: StudySpec, dataset_fingerprint: str | None) -> StudyInputs:
-    base = build_training_config(read_training_mapping(spec.base_config), dict(spec.fixed), source=str(spec.base_config))
+    base = build_training_config(spec.base_mapping, dict(spec.fixed), source=str(spec.base_config))
     dumped = spec.model_dump(mode="json")
     return StudyInputs(
         space=dumped["space"],

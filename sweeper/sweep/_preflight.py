@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from ..config import ConfigError, TrainingConfig, build_training_config, read_training_mapping
+from ..config import ConfigError, TrainingConfig, build_training_config
 from ..storage import check_storage_reachable
 from ..study import StudySpec
 from ..training import prepare_pairs
@@ -27,7 +27,7 @@ def representative_config(spec: StudySpec) -> TrainingConfig:
     overrides = spec.training_overrides({})
     if MAX_LENGTH in spec.space.searched_paths:
         overrides[MAX_LENGTH] = max(spec.space.parameters[MAX_LENGTH].candidate_values())
-    return build_training_config(read_training_mapping(spec.base_config), overrides, source=f"{spec.base_config}")
+    return build_training_config(spec.base_mapping, overrides, source=f"{spec.base_config}")
 
 
 def _sqlite_file_to_be_created(url: str) -> Path | None:

@@ -52,6 +52,24 @@ def write_study(tmp_path):
     return write
 
 
+def test_the_base_config_is_read_once_so_an_edit_during_a_sweep_changes_no_trial(write_study, tmp_path):
+    spec = load_study_spec(write_study(STUDY))
+    params = {"per_device_train_batch_size": 8}
+    assert spec.training_config(params).lora.r == 4
+    edited = {**BASE_CONFIG, "lora": {"r": 64}}  # the user edits the file while the workers run
+    (tmp_path / "configs" / "base.yaml").write_text(yaml.safe_dump(edited), encoding="utf-8")
+    assert spec.training_config(params).lora.r == 4  # the worker's trials stay on what its input check saw
+    assert load_study_spec(write_study(STUDY)).training_config(params).lora.r == 64  # a new command reads it anew
+
+
+def test_a_study_with_another_base_builds_on_it_without_the_fixed_values(write_study):
+    spec = load_study_spec(write_study(STUDY))
+    stored = spec.training_config({}).model_dump(mode="json")
+    replicate = spec.with_base({**stored, "seed": 7})
+    assert replicate.training_config({}).seed == 7 and replicate.fixed == {}
+    assert spec.training_config({}).seed == stored["seed"]  # the original is untouched
+
+
 def test_a_valid_study_file_loads_in_full(write_study, tmp_path):
     spec = load_study_spec(write_study(STUDY))
     assert spec.base_config == (tmp_path / "configs" / "base.yaml").resolve() and spec.base_config.is_absolute()
