@@ -143,13 +143,16 @@ def steps_to(history: list[tuple[int, float]], target: float) -> int | None:
 
 
 def spread(values: list[float | None]) -> str:
-    reached = [value for value in values if value is not None]
-    if len(reached) < len(values):
-        missed = len(values) - len(reached)
-        if not reached:
-            return "never"
-        return f"{statistics.median(reached + [float('inf')] * missed):.2f}* [{min(reached):.2f}, -] ({missed} never)"
-    return f"{statistics.median(reached):.2f} [{min(reached):.2f}, {max(reached):.2f}]"
+    """Median [min, max] over seeds; a seed that never got there counts as infinite and shows as `never`."""
+    ranked = sorted(float("inf") if value is None else value for value in values)
+    median = statistics.median(ranked)
+
+    def shown(value: float) -> str:
+        return "never" if value == float("inf") else f"{value:.2f}"
+
+    if ranked[0] == float("inf"):
+        return "never"
+    return f"{shown(median)} [{shown(ranked[0])}, {shown(ranked[-1])}]"
 
 
 def main() -> None:
@@ -218,12 +221,15 @@ def main() -> None:
         print(f"{strategy:<13} {' '.join(cells)} " + " ".join(f"{v:>7.3f}" for v in volumes)
               + f" {trials:>6g} {pruned:>6g} {wall:>5.2f}")
     print("(to X%: steps to reach X% of the best final hypervolume of any strategy on the seed / the budget, median "
-          "[min, max] over seeds; * = some seeds never reached it, counted as infinite. hv@X%: hypervolume after X% "
+          "[min, max] over seeds, a seed that never reached it counted as infinite. hv@X%: hypervolume after X% "
           "of the budget / that best, median. trials, pruned: median per run. wall: seconds to spend the budget / the "
           "unpruned run's, median; runs shared the machine, so a rough figure.)")
 
     print()
-    print("Targets")
+    print("Targets: steps to reach 98% of the UNPRUNED run's final hypervolume, / the budget (target <= 0.5) and / the "
+          "steps the unpruned run took to reach it; final hypervolume / multi_metric's at equal steps (target >= 1). "
+          "Median [min, max] over seeds.")
+    print(f"{'strategy':<13} {'98% / budget':>22} {'98% / unpruned steps':>22} {'hv / multi_metric':>22}")
     for strategy in args.strategies:
         if strategy == "none":
             continue
@@ -233,16 +239,12 @@ def main() -> None:
             target = 0.98 * full[-1][1]
             reached = steps_to(histories[seed, strategy], target)
             ratios.append(None if reached is None else reached / budget)
-            own = steps_to(full, target)
-            strict.append(None if reached is None else reached / own)
+            strict.append(None if reached is None else reached / steps_to(full, target))
             if "multi_metric" in args.strategies:
                 versus.append(volume_at(histories[seed, strategy], budget)
                               / max(volume_at(histories[seed, "multi_metric"], budget), 1e-300))
-        line = (f"{strategy:<13} steps for 98% of the unpruned final hypervolume / budget: {spread(ratios)} "
-                f"(target <= 0.5); / the unpruned run's own steps to it: {spread(strict)}")
-        if versus and strategy != "multi_metric":
-            line += f"; final hypervolume / multi_metric's at equal steps: {spread(versus)} (target >= 1)"
-        print(line)
+        against = spread(versus) if versus and strategy != "multi_metric" else "-"
+        print(f"{strategy:<13} {spread(ratios):>22} {spread(strict):>22} {against:>22}")
     per_seed = ", ".join(
         f"seed {seed}: " + " ".join(f"{s}={histories[seed, s][-1][1] / best[seed]:.3f}" for s in args.strategies)
         for seed in args.seeds
