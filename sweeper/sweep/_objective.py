@@ -13,10 +13,10 @@ from collections.abc import Callable
 import optuna
 
 from ..config import ConfigError
+from ..metrics import INTERRUPTED
 from ..storage import CurveStore, TrialRecord, config_hash, library_versions, record_failure, record_trial_result, store
 from ..study import StudySpec
 from ..training import TrialReuse
-from ..metrics import INTERRUPTED
 from ..trial import TrialFailure, run_trial
 from ._intermediate import IntermediateEvaluations
 from ._progress import REPEATED_CONFIGURATION

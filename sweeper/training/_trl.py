@@ -44,8 +44,9 @@ class NonFiniteLossError(RuntimeError):
 
 def orpo_fields(config: TrainingConfig) -> dict[str, Any]:
     """The `orpo:` section as ORPOConfig takes it on this machine: `bf16: auto` resolved for the device (ORPOConfig
-    takes a boolean), `use_cpu` where no GPU is."""
-    return {**config.orpo.model_dump(), "bf16": use_bf16(config), "use_cpu": not torch.cuda.is_available()}
+    takes a boolean), an explicit value kept (TRL accepts bf16 on a CPU), `use_cpu` where no GPU is."""
+    bf16 = use_bf16(config) if config.orpo.bf16 == "auto" else bool(config.orpo.bf16)
+    return {**config.orpo.model_dump(), "bf16": bf16, "use_cpu": not torch.cuda.is_available()}
 
 
 def lora_config(config: TrainingConfig) -> LoraConfig:
@@ -66,7 +67,8 @@ def to_text_pairs(dataset, tokenizer):
 
 def orpo_arguments(config: TrainingConfig, output_dir: Path) -> ORPOConfig:
     """The trainer's arguments: the config's `orpo:` section as `orpo_fields` resolves it, and what every trial of a
-    sweep needs whatever the config says."""
+    sweep needs whatever the config says. `bf16: true` on a device without bf16 is refused here, before training."""
+    use_bf16(config)
     return ORPOConfig(
         output_dir=str(output_dir),
         **orpo_fields(config),
