@@ -109,11 +109,13 @@ def pareto_order(vectors: Sequence[Vector], directions: Sequence[str]) -> list[i
     if not vectors:
         return []
     minimized = np.array([_as_minimized(vector, directions) for vector in vectors], dtype=float)
-    finite = np.isfinite(minimized).all(axis=1)
-    # the rank routine needs finite numbers: a non-finite value becomes a value worse than every finite one
-    worst = np.where(finite[:, None], minimized, np.nan)
-    ceiling = np.nanmax(worst, axis=0) if finite.any() else np.zeros(minimized.shape[1])
-    ranks = _fast_non_domination_rank(np.where(np.isfinite(minimized), minimized, np.abs(ceiling) * 2 + 1))
+    finite_values = np.isfinite(minimized)
+    finite = finite_values.all(axis=1)
+    # the rank routine needs finite numbers: a non-finite value becomes one worse than every finite value of its
+    # objective (in any vector), as `dominates` counts it
+    ceiling = np.where(finite_values, minimized, -np.inf).max(axis=0)
+    worse = np.where(np.isfinite(ceiling), np.abs(ceiling) * 2 + 1, 0.0)
+    ranks = _fast_non_domination_rank(np.where(finite_values, minimized, worse))
     order: list[int] = []
     for rank in np.unique(ranks):
         members = np.flatnonzero((ranks == rank) & finite)

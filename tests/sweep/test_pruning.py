@@ -98,6 +98,11 @@ def test_pareto_order_puts_a_non_finite_vector_last_in_its_rank():
     order = pareto_order(vectors, MIN_MAX)
     assert order.index(3) == 1 and order[0] == 1  # front: [1, 5] then the non-finite [None, 9]
     assert order[-1] == 0  # [nan, 0]: the worst in both
+    # neither dominates the other (each is the worst in one objective): one rank, in their given order, even where
+    # no vector is finite throughout
+    minimize = ["minimize", "minimize"]
+    assert pareto_order([[2.0, None], [None, 1.0]], minimize) == [0, 1]
+    assert pareto_order([[1.0, 1.0], [50.0, None], [None, 70.0]], minimize) == [0, 1, 2]
 
 
 def _promote(own, peers, reduction_factor=3):
