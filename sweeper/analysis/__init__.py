@@ -8,7 +8,6 @@ replicates. The report and the export render or write this data; they never read
 """
 
 from ._analyze import analyze_study, load_stored_study, parameter_value
-from ._data import pareto_then_latest
 from ._claims import CLAIMS, Claim
 from ._correlation import spearman_with_ci
 from ._data import (
@@ -36,6 +35,7 @@ from ._data import (
     StudyAnalysis,
     TrialFit,
     TrialRow,
+    pareto_then_latest,
 )
 from ._importance import FANOVA, PED_ANOVA
 from ._summary import what_we_learned

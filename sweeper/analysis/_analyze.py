@@ -6,6 +6,7 @@ import contextlib
 import math
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 import optuna
@@ -185,24 +186,16 @@ def _pruned_step(trial: FrozenTrial, record: TrialRecord) -> int | None:
     return record.pruned_at_step if record.pruned_at_step is not None else trial.last_step
 
 
-def _dataset_version(record: TrialRecord) -> str | None:
-    return record.dataset_fingerprint
-
-
-def _inputs_version(record: TrialRecord) -> str | None:
-    return record.study_inputs
-
-
 def _mixed_inputs_notes(complete: Sequence[FrozenTrial]) -> list[str]:
     """A study resumed on changed data or inputs (allowed with --allow-changed-inputs) mixes experiments: say so,
     naming which trials ran on which version."""
     notes = []
     records = [(trial.number, TrialRecord.of(trial)) for trial in complete]
-    for version_of, what in ((_dataset_version, "data"), (_inputs_version, "study inputs")):
+    for version_of, what in ((attrgetter("dataset_fingerprint"), "data"), (attrgetter("study_inputs"), "study inputs")):
         groups: dict[str, list[int]] = defaultdict(list)
         for number, record in records:
-            if version_of(record):
-                groups[version_of(record)].append(number)
+            if version := version_of(record):
+                groups[version].append(number)
         if len(groups) > 1:
             listed = "; ".join(
                 f"{version}: trials {', '.join(map(str, numbers[:8]))}{', ...' if len(numbers) > 8 else ''}"

@@ -60,7 +60,7 @@ def check_reproducible(spec: StudySpec, source: FrozenTrial) -> None:
     refuse when that would not be the stored config (the study file's space changed since the trial ran)."""
     stored = TrialRecord.of(source).training_config
     try:
-        rebuilt = spec.with_base(_stored_config(source, int(stored.get("seed", 0)))).training_config(source.params)
+        rebuilt = spec.with_base(stored).training_config(source.params)
     except (ConfigError, KeyError) as error:
         rebuilt, reason = None, str(error)
     # compared after validation, so fields the schema gained since (with their defaults) do not count as changes
