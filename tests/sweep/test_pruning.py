@@ -257,9 +257,11 @@ def test_the_asha_callback_lets_the_first_third_in_pareto_order_go_on(write_fast
         callback = IntermediateEvaluations(study.ask(), spec, curves, beta=0.1)
         control = _evaluate_at(callback, 4, *own)
     assert control.should_training_stop is stops
-    assert callback.decision.prune is stops if stops else callback.decision is None
     if stops:
+        assert callback.decision.prune
         assert "Pareto place 3 of 3 trials that reached this rung (the first 1 go on)" in callback.decision.reason
+    else:
+        assert callback.decision is None
 
 
 def test_the_multi_metric_pruner_stops_a_trial_ranked_below_the_median_once_enough_trials_finished(write_fast_study):
