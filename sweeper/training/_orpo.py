@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 
 from transformers import PrinterCallback, TrainerCallback, set_seed
@@ -21,6 +23,7 @@ from transformers import PrinterCallback, TrainerCallback, set_seed
 from ..config import TrainingConfig
 from ..metrics import EVAL, ORPO_METRICS, CurvePoint, TrialResult, curve_points, split_of_log
 from ._models import base_model_key, load_base_model
+from ._pack import TrainingPack
 from ._pairs import pairs_key, prepare_pairs, tokenized_key
 from ._reuse import TrialReuse
 from ._trl import NonFiniteLossError, _CheckedORPOTrainer, attach_lora, orpo_arguments
@@ -42,6 +45,21 @@ class _CurveRecorder(TrainerCallback):
         )
 
 
+@contextmanager
+def _solo_adapters(base, config: TrainingConfig, reuse: TrialReuse | None):
+    """Fresh adapters on `base` for one trial; with `reuse`, the base model handed back clean afterwards."""
+    model = None
+    try:
+        set_seed(config.seed)  # LoRA initialisation is random: seed it before the adapters exist
+        model = attach_lora(base, config)
+        yield model
+    finally:
+        if reuse is not None and reuse.holds(base):
+            if model is not None:
+                model.unload()  # the adapters leave; the base modules PEFT wrapped are put back in place
+            reuse.return_base_model(base)  # checked: anything left behind and the next trial loads afresh
+
+
 def _check_finite(values: dict[str, float], where: str) -> None:
     watched = {key for key in values if key.removeprefix("eval_") in ORPO_METRICS}
     if any(not math.isfinite(values[key]) for key in watched):
@@ -53,50 +71,53 @@ def run_orpo(
     output_dir: str | Path,
     callbacks: list[TrainerCallback] | None = None,
     reuse: TrialReuse | None = None,
+    pack: TrainingPack | None = None,
 ) -> TrialResult:
     """Train one ORPO + LoRA run and return its final metrics and curves. Raises NonFiniteLossError.
 
     With `reuse` (one per worker, see `_reuse.py`), the base model, the text pairs and the tokenized datasets come
     from earlier trials where their keys match, and the base model is handed back clean after the trial.
+    With `pack` (see `_pack.py`), the trial trains on the pack's base model together with the pack's other trials;
+    it then holds the pack's turn throughout, handing it on only while it waits for the pack's forward or backward.
     """
     started = time.perf_counter()
-    if reuse is None:
-        pairs = prepare_pairs(config)
-        base = load_base_model(config)
-        tokenized = None
-    else:
-        pairs = reuse.pairs(pairs_key(config), lambda: prepare_pairs(config))
-        base = reuse.base_model(base_model_key(config), lambda: load_base_model(config))
-        data_key = tokenized_key(pairs, config, base)
-        tokenized = reuse.tokenized(data_key)
+    with pack.turn() if pack is not None else nullcontext():
+        if reuse is None:
+            pairs = prepare_pairs(config)
+            tokenized = None
+        else:
+            pairs = reuse.pairs(pairs_key(config), lambda: prepare_pairs(config))
+        if pack is not None:
+            base = pack.base_model
+        elif reuse is None:
+            base = load_base_model(config)
+        else:
+            base = reuse.base_model(base_model_key(config), lambda: load_base_model(config))
+        if reuse is not None:
+            data_key = tokenized_key(pairs, config, base)
+            tokenized = reuse.tokenized(data_key)
 
-    model = None
-    try:
-        set_seed(config.seed)  # LoRA initialisation is random: seed it before the adapters exist
-        model = attach_lora(base, config)
-        recorder = _CurveRecorder()
-        trainer = _CheckedORPOTrainer(
-            model=model,
-            args=orpo_arguments(config, Path(output_dir)),
-            train_dataset=pairs.train,
-            eval_dataset=pairs.validation,
-            processing_class=pairs.tokenizer,
-            callbacks=[recorder, *(callbacks or [])],
-            logit_chunk_tokens=config.compute.logit_chunk_tokens if config.compute.lean_orpo_forward else None,
-            tokenized=tokenized,
-        )
-        if reuse is not None and tokenized is None:
-            reuse.store_tokenized(data_key, trainer.train_dataset, trainer.eval_dataset)
-        trainer.remove_callback(PrinterCallback)  # curves are returned, not printed
-        train_output = trainer.train()
-        _check_finite(recorder.last_train, "training")
-        final_eval = trainer.evaluate() if trainer.state.global_step % config.orpo.eval_steps else recorder.last_eval
-        _check_finite(final_eval, "evaluation")
-    finally:
-        if reuse is not None and reuse.holds(base):
-            if model is not None:
-                model.unload()  # the adapters leave; the base modules PEFT wrapped are put back in place
-            reuse.return_base_model(base)  # checked: anything left behind and the next trial loads afresh
+        with pack.member(config) if pack is not None else _solo_adapters(base, config, reuse) as model:
+            recorder = _CurveRecorder()
+            trainer = _CheckedORPOTrainer(
+                model=model,
+                args=orpo_arguments(config, Path(output_dir)),
+                train_dataset=pairs.train,
+                eval_dataset=pairs.validation,
+                processing_class=pairs.tokenizer,
+                callbacks=[recorder, *(callbacks or [])],
+                logit_chunk_tokens=config.compute.logit_chunk_tokens if config.compute.lean_orpo_forward else None,
+                tokenized=tokenized,
+                shared_backward=partial(pack.backward, model.pack_name) if pack is not None else None,
+            )
+            if reuse is not None and tokenized is None:
+                reuse.store_tokenized(data_key, trainer.train_dataset, trainer.eval_dataset)
+            trainer.remove_callback(PrinterCallback)  # curves are returned, not printed
+            train_output = trainer.train()
+            _check_finite(recorder.last_train, "training")
+            every = config.orpo.eval_steps
+            final_eval = trainer.evaluate() if trainer.state.global_step % every else recorder.last_eval
+            _check_finite(final_eval, "evaluation")
 
     train_metrics = {k: v for k, v in recorder.last_train.items() if not k.startswith("train_")}
     train_metrics.update({k: float(v) for k, v in train_output.metrics.items() if k != "epoch"})

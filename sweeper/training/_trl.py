@@ -11,6 +11,9 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
+from contextlib import contextmanager
+from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,9 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning)
 
 import torch  # noqa: E402
-from peft import LoraConfig, get_peft_model  # noqa: E402
+from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
+from peft.tuners.lora import LoraLayer  # noqa: E402
+from peft.tuners.lora import Linear as LoraLinear  # noqa: E402
 from transformers import HfArgumentParser  # noqa: E402
 from trl import __version__ as TRL_VERSION  # noqa: E402, N812
 from trl.data_utils import maybe_apply_chat_template, maybe_extract_prompt  # noqa: E402
@@ -59,6 +64,84 @@ def attach_lora(base_model, config: TrainingConfig):
     return get_peft_model(base_model, lora_config(config))
 
 
+def add_adapter(model, name: str, config: TrainingConfig) -> PeftModel:
+    """Fresh adapters called `name` for one trial of a pack: on a base model (which becomes a PeftModel) or beside
+    the adapters a PeftModel already has. PEFT initialises them exactly as `attach_lora` would after the same seed.
+    Every adapter stays trainable: PEFT leaves only the active one trainable when adapters come and go."""
+    if isinstance(model, PeftModel):
+        model.add_adapter(name, lora_config(config))
+    else:
+        disable_dropout_in_model(model)
+        model = get_peft_model(model, lora_config(config), adapter_name=name)
+    _keep_adapters_trainable(model)
+    return model
+
+
+def remove_adapter(model: PeftModel, name: str):
+    """Drops one trial's adapters; returns the PeftModel, or the clean base model once the last adapters left."""
+    if list(model.peft_config) == [name]:
+        return model.unload()
+    model.delete_adapter(name)
+    _keep_adapters_trainable(model)
+    return model
+
+
+def adapter_parameters(model: PeftModel, name: str) -> dict[str, torch.nn.Parameter]:
+    """One trial's adapter weights by their name in the model (`...lora_A.<name>.weight`)."""
+    return {key: value for key, value in model.named_parameters() if _adapter_of(key) == name}
+
+
+def _adapter_of(parameter_name: str) -> str | None:
+    parts = parameter_name.split(".")
+    for prefix in ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B"):
+        if prefix in parts[:-1]:
+            return parts[parts.index(prefix) + 1]
+    return None
+
+
+def _keep_adapters_trainable(model: PeftModel) -> None:
+    for key, parameter in model.named_parameters():
+        if _adapter_of(key) in model.peft_config:
+            parameter.requires_grad_(True)
+
+
+@contextmanager
+def rows_to_adapters(model: PeftModel, segments: list[tuple[str, int]]):
+    """Each run of rows through its own trial's adapters: `segments` are (adapter name, rows) in batch order. Every
+    LoRA layer computes its base output once for the whole batch and each trial's low-rank update on its own rows,
+    as PEFT's LoRA layer computes them for one adapter (PEFT's own mixed-adapter batches refuse training mode and
+    gather rows by index lists; a trial's rows here are one contiguous slice)."""
+    layers = [module for module in model.modules() if isinstance(module, LoraLayer)]
+    for layer in layers:
+        if not isinstance(layer, LoraLinear) or any(layer.use_dora.get(name) for name, _ in segments):
+            raise ConfigError(
+                f"execution.pack: packed trials support plain LoRA on linear layers, not {type(layer).__name__}"
+                f"{' with DoRA' if isinstance(layer, LoraLinear) else ''}; set pack: 1 for this model or config"
+            )
+        layer.forward = partial(_segmented_lora_forward, layer, segments)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward
+
+
+def _segmented_lora_forward(layer, segments, x, *args, **kwargs):
+    result = layer.base_layer(x, *args, **kwargs)
+    updates = []
+    start = 0
+    for name, rows in segments:
+        part = x[start : start + rows]
+        start += rows
+        if name not in layer.lora_A:  # this trial's target_modules leave this layer alone
+            updates.append(result.new_zeros((*part.shape[:-1], result.shape[-1])))
+            continue
+        lora_A, lora_B = layer.lora_A[name], layer.lora_B[name]
+        part = part.to(lora_A.weight.dtype)
+        updates.append((lora_B(lora_A(layer.lora_dropout[name](part))) * layer.scaling[name]).to(result.dtype))
+    return result + torch.cat(updates)
+
+
 def to_text_pairs(dataset, tokenizer):
     """TRL's own prompt extraction and chat templating, done before training so long prompts can be counted."""
     dataset = dataset.map(maybe_extract_prompt)
@@ -96,13 +179,22 @@ class _CheckedORPOTrainer(ORPOTrainer):
     rows to tokenize and the trainer trains on those instead.
     """
 
-    def __init__(self, *args, logit_chunk_tokens: int | None = None, tokenized: tuple | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        logit_chunk_tokens: int | None = None,
+        tokenized: tuple | None = None,
+        shared_backward: Callable[[torch.Tensor], None] | None = None,
+        **kwargs,
+    ):
         if tokenized is not None:
             kwargs["train_dataset"] = kwargs["train_dataset"].select([])
             kwargs["eval_dataset"] = kwargs["eval_dataset"].select([])
         super().__init__(*args, **kwargs)
         if tokenized is not None:
             self.train_dataset, self.eval_dataset = tokenized
+        if shared_backward is not None:  # a packed trial: its loss joins the pack's one backward (`_pack.py`)
+            self.accelerator.backward = partial(_scaled_backward, self.accelerator, shared_backward)
         self.logit_chunk_tokens = logit_chunk_tokens
         if logit_chunk_tokens is not None:
             _check_lean_forward_supported(self.model)
@@ -165,6 +257,13 @@ class _CheckedORPOTrainer(ORPOTrainer):
         if not torch.isfinite(value.detach()).all():
             raise NonFiniteLossError(f"train step {self.state.global_step}")
         return loss
+
+
+def _scaled_backward(accelerator, shared_backward, loss, **kwargs) -> None:
+    """`Accelerator.backward` as it runs on one device without a loss scaler, the backward itself shared."""
+    if accelerator.scaler is not None or kwargs:
+        raise ConfigError("execution.pack: packed trials run without fp16 loss scaling or optimizer-specific backward")
+    shared_backward(loss / accelerator.gradient_accumulation_steps)
 
 
 def _check_lean_forward_supported(model) -> None:

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The GPU figures of docs/benchmarks.md "Packed trials" and docs/gpu.md, in one run on a device machine whose image
+# has torch, transformers, peft and accelerate but not trl, optuna, datasets, sqlalchemy or pydantic (carried as
+# wheels in .whl/, see /work/.library/device/README.md). Writes its logs under $OUT (or ./runs/gpu-logs).
+set -o pipefail
+OUT=${OUT:-runs/gpu-logs}; mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 TRL_EXPERIMENTAL_SILENCE=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/device.txt"
+python3 -c "import torch, transformers, peft, accelerate, trl, datasets, pyarrow; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)" 2>&1 | tee -a "$OUT/device.txt"
+quiet() { grep --line-buffered -v -E "Map|Loading weights|Saving the dataset|Generating|Writing model|it/s\]|Warning|warnings.warn"; }
+cd bench
+timeout "${PACKING_TIMEOUT:-260}" python3 packing.py --qwen --trials 8 --packs 2 4 8 --rounds 2 --max-steps 20 \
+  --work /tmp/bench-packing --json "$OUT/packing.json" 2>&1 | quiet | tee "$OUT/packing.log"
+[ -n "$SKIP_LEAN" ] || timeout "${LEAN_TIMEOUT:-150}" python3 gpu_orpo_memory.py --work-dir /tmp/bench-gpu --json "$OUT/lean.json" 2>&1 \
+  | quiet | tee "$OUT/lean.log"

@@ -1,0 +1,250 @@
+"""Packed trials: several trials train at once on one copy of the base model, each through its own LoRA adapters.
+
+Each trial of a pack is a whole trial: its own thread runs TRL's ORPOTrainer as a solo trial does (its data order,
+optimizer, schedule, clipping, evaluation, callbacks, pruning and failure), on a stand-in model (`PackedTrialModel`)
+that holds only its adapter's weights. What the pack shares is the model's forward and backward: a stand-in's forward
+waits until every trial of the pack has asked for one, then one forward over all their rows runs through the frozen
+base weights (one larger matrix multiply), each row through its own trial's adapters (`rows_to_adapters`); the
+backward likewise sums the trials' losses into one backward pass, and each adapter gets its own trial's gradient.
+
+The trials' threads take turns: a thread runs only while it holds the pack's lock and hands it on where it waits for
+the shared forward or backward, so the trainers' Python code never runs concurrently. That is what makes the
+process-wide state they share safe: accelerate keeps `sync_gradients` (whether the optimizer steps) in one dict for
+all trainers, which is saved before each wait and put back after it, per trial.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from accelerate.state import GradientState, PartialState
+from transformers import set_seed
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from ..config import ConfigError, TrainingConfig
+from ._trl import adapter_parameters, add_adapter, remove_adapter, rows_to_adapters
+
+
+@dataclass(eq=False)
+class _Request:
+    """One trial's wait at the rendezvous: a forward (its rows) or a backward (its loss)."""
+
+    kind: str
+    input_ids: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+    grad: bool = False
+    autocast: tuple[str, torch.dtype] | None = None
+    loss: torch.Tensor | None = None
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class PackCounts:
+    """What the pack ran: shared forwards and backwards and the trials' rows in them (for the benchmark)."""
+
+    forwards: int = 0
+    backwards: int = 0
+    rows: int = 0
+    trials_per_forward: list[int] = field(default_factory=list)
+
+
+class TrainingPack:
+    """Up to `size` trials training at once on `base_model`. Trials join with `member(...)`, from their own threads."""
+
+    def __init__(self, base_model: torch.nn.Module, size: int, pad_token_id: int = 0):
+        if size < 1:
+            raise ValueError(f"pack size must be at least 1, got {size}")
+        self.size = size
+        # where the trainers put a solo trial's model (the stand-ins they are given hold only the adapters)
+        self.base_model = base_model.to(PartialState().device)
+        self.counts = PackCounts()
+        self._model = base_model  # a PeftModel while any trial is in the pack
+        self._pad_token_id = pad_token_id
+        self._turn = threading.Condition(threading.RLock())
+        self._members: set[str] = set()
+        self._waiting: dict[str, _Request] = {}
+        self._joined = itertools.count()
+        # threads inside `turn()` that have not joined yet: the pack's next forward waits for them to join
+        self._entering = 0
+        self._entering_lock = threading.Lock()
+        self._thread = threading.local()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Hold the pack's lock for one trial: the trainers' code runs only under it (handed on while waiting at the
+        rendezvous). The pack's trials wait for a trial that is setting up here, so that it joins their forward."""
+        with self._entering_lock:
+            self._entering += 1
+        self._thread.entering = True
+        try:
+            with self._turn:
+                yield
+        finally:
+            if self._thread.entering:  # left before joining (its set-up failed): the others need not wait for it
+                self._thread.entering = False
+                with self._entering_lock:
+                    self._entering -= 1
+                with self._turn:
+                    self._run_if_all_waiting()
+
+    @contextmanager
+    def member(self, config: TrainingConfig) -> Iterator[PackedTrialModel]:
+        """One trial in the pack, its adapters seeded with `config.seed` as a solo trial's are; the caller's thread
+        holds the pack's turn until the trial leaves (call it inside `turn()` to hold it across the set-up too).
+        The caller keeps at most `size` trials in the pack."""
+        _check_packable(config)
+        with self._turn:
+            if len(self._members) >= self.size:
+                raise RuntimeError(f"the pack already trains {self.size} trials")
+            name = f"packed{next(self._joined)}"
+            if getattr(self._thread, "entering", False):
+                self._thread.entering = False
+                with self._entering_lock:
+                    self._entering -= 1
+            set_seed(config.seed)  # LoRA initialisation is random: as `run_orpo` seeds it for a solo trial
+            self._model = add_adapter(self._model, name, config)
+            stand_in = PackedTrialModel(self, name, adapter_parameters(self._model, name), self._model.config)
+            self._members.add(name)
+            try:
+                yield stand_in
+            finally:
+                self._members.discard(name)
+                self._waiting.pop(name, None)
+                self._model = remove_adapter(self._model, name)
+                self._run_if_all_waiting()
+                self._turn.notify_all()
+
+    def forward(self, name: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """This trial's logits, from the next forward shared by the whole pack."""
+        device_type = input_ids.device.type
+        autocast = (device_type, torch.get_autocast_dtype(device_type)) if torch.is_autocast_enabled(device_type) else None
+        request = _Request("forward", input_ids, attention_mask, grad=torch.is_grad_enabled(), autocast=autocast)
+        return self._wait(name, request)
+
+    def backward(self, name: str, loss: torch.Tensor) -> None:
+        """This trial's loss into the next backward shared by the pack's trials that ran the last forward."""
+        self._wait(name, _Request("backward", loss=loss))
+
+    def _wait(self, name: str, request: _Request):
+        with self._turn:
+            if name not in self._members:
+                raise RuntimeError(f"trial {name} is not in the pack")
+            self._waiting[name] = request
+            accelerate_state = _save_gradient_state()
+            self._run_if_all_waiting()
+            while not request.done:
+                self._turn.wait()
+            _restore_gradient_state(accelerate_state)
+            if request.error is not None:
+                raise request.error
+            return request.result
+
+    def _run_if_all_waiting(self) -> None:
+        """With every trial of the pack waiting: the backward if any waits for one (the trials of the last forward),
+        else the forward of all. Runs in the thread that arrived last, under the lock."""
+        if self._entering or not self._members or any(name not in self._waiting for name in self._members):
+            return
+        backward = {name: r for name, r in self._waiting.items() if r.kind == "backward"}
+        batch = backward or dict(self._waiting)
+        for name in batch:
+            del self._waiting[name]
+        try:
+            if backward:
+                self.counts.backwards += 1
+                torch.autograd.backward([request.loss for request in backward.values()])
+            else:
+                for group in _forward_groups(batch).values():
+                    self._shared_forward(group)
+        except BaseException as error:  # every trial in this step sees it and fails as it would alone
+            for request in batch.values():
+                request.error = error
+        for request in batch.values():
+            request.done = True
+        self._turn.notify_all()
+
+    def _shared_forward(self, group: dict[str, _Request]) -> None:
+        first = next(iter(group.values()))
+        length = max(request.input_ids.shape[1] for request in group.values())
+        input_ids = torch.cat([_pad_to(r.input_ids, length, self._pad_token_id) for r in group.values()])
+        attention_mask = torch.cat([_pad_to(r.attention_mask, length, 0) for r in group.values()])
+        segments = [(name, request.input_ids.shape[0]) for name, request in group.items()]
+        autocast = torch.autocast(first.autocast[0], dtype=first.autocast[1]) if first.autocast else nullcontext()
+        self._model.train(first.grad)  # the adapters' dropout: on for training rows, off for evaluation
+        with torch.set_grad_enabled(first.grad), autocast, rows_to_adapters(self._model, segments):
+            logits = self._model.base_model.model(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            ).logits
+        self.counts.forwards += 1
+        self.counts.rows += input_ids.shape[0]
+        self.counts.trials_per_forward.append(len(group))
+        start = 0
+        for request in group.values():
+            rows, own_length = request.input_ids.shape
+            request.result = logits[start : start + rows, :own_length]
+            start += rows
+
+
+class PackedTrialModel(torch.nn.Module):
+    """What one trial's trainer sees as its model: its adapter's weights (so its optimizer, weight decay and gradient
+    clipping cover those alone) and a forward that goes through the pack."""
+
+    main_input_name = "input_ids"
+    is_gradient_checkpointing = False
+
+    def __init__(self, pack: TrainingPack, name: str, parameters: dict[str, torch.nn.Parameter], config):
+        super().__init__()
+        if not parameters:
+            raise ConfigError(f"trial {name}: its LoRA config adds no trainable weights to this model")
+        self.pack_name = name
+        self.config = config
+        self.warnings_issued: dict[str, bool] = {}
+        # names keep their parts (`lora_A`, ...) so the trainer's weight-decay rule sees what it sees solo
+        self.adapter = torch.nn.ParameterDict({key.replace(".", "__"): value for key, value in parameters.items()})
+        self._pack = pack
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False, **kwargs):
+        if kwargs:
+            raise ConfigError(f"packed trials take input_ids and attention_mask only, not {sorted(kwargs)}")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        return CausalLMOutputWithPast(logits=self._pack.forward(self.pack_name, input_ids, attention_mask))
+
+
+def _check_packable(config: TrainingConfig) -> None:
+    where = "execution.pack"
+    if config.orpo.gradient_checkpointing:
+        raise ConfigError(f"{where}: packed trials do not run with gradient checkpointing; set pack: 1 to use it")
+    if config.lora.bias != "none":
+        raise ConfigError(f"{where}: with lora.bias: {config.lora.bias} the trials would train the same biases; "
+                          "set lora.bias: none or pack: 1")
+    if config.compute.lean_orpo_forward:
+        raise ConfigError(f"{where}: packed trials compute full logits; set compute.lean_orpo_forward: false")
+
+
+def _forward_groups(batch: dict[str, _Request]) -> dict[tuple, dict[str, _Request]]:
+    """Training rows and evaluation rows (and different autocast settings) go through separate forwards."""
+    groups: dict[tuple, dict[str, _Request]] = {}
+    for name, request in batch.items():
+        groups.setdefault((request.grad, request.autocast), {})[name] = request
+    return groups
+
+
+def _pad_to(tensor: torch.Tensor, length: int, value: int) -> torch.Tensor:
+    return torch.nn.functional.pad(tensor, (0, length - tensor.shape[1]), value=value)
+
+
+def _save_gradient_state() -> dict:
+    return {key: list(value) if isinstance(value, list) else value for key, value in GradientState._shared_state.items()}
+
+
+def _restore_gradient_state(saved: dict) -> None:
+    GradientState._shared_state.clear()
+    GradientState._shared_state.update(saved)
