@@ -160,6 +160,7 @@ class TrainingPack:
             if backward:
                 self.counts.backwards += 1
                 torch.autograd.backward([request.loss for request in backward.values()])
+                _check_gradients_arrived(self._model, backward)
             else:
                 for group in _forward_groups(batch).values():
                     self._shared_forward(group)
@@ -178,18 +179,21 @@ class TrainingPack:
         segments = [(name, request.input_ids.shape[0]) for name, request in group.items()]
         autocast = torch.autocast(first.autocast[0], dtype=first.autocast[1]) if first.autocast else nullcontext()
         self._model.train(first.grad)  # the adapters' dropout: on for training rows, off for evaluation
-        with torch.set_grad_enabled(first.grad), autocast, rows_to_adapters(self._model, segments):
-            logits = self._model.base_model.model(
-                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-            ).logits
+        # The executor may be a trial that waits inside its evaluation (no_grad): each trial's slice is taken in
+        # the group's grad mode too, or a training trial's slice would not lead back to its adapters.
+        with torch.set_grad_enabled(first.grad), autocast:
+            with rows_to_adapters(self._model, segments):
+                logits = self._model.base_model.model(
+                    input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+                ).logits
+            start = 0
+            for request in group.values():
+                rows, own_length = request.input_ids.shape
+                request.result = logits[start : start + rows, :own_length]
+                start += rows
         self.counts.forwards += 1
         self.counts.rows += input_ids.shape[0]
         self.counts.trials_per_forward.append(len(group))
-        start = 0
-        for request in group.values():
-            rows, own_length = request.input_ids.shape
-            request.result = logits[start : start + rows, :own_length]
-            start += rows
 
 
 class PackedTrialModel(torch.nn.Module):
@@ -216,6 +220,13 @@ class PackedTrialModel(torch.nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         return CausalLMOutputWithPast(logits=self._pack.forward(self.pack_name, input_ids, attention_mask))
+
+
+def _check_gradients_arrived(model, backward: dict[str, _Request]) -> None:
+    """A loss that does not lead back to its trial's adapters would train nothing, silently: fail loudly instead."""
+    for name in backward:
+        if all(parameter.grad is None for parameter in adapter_parameters(model, name).values()):
+            raise RuntimeError(f"packed trial {name}: its loss reached none of its adapter weights (a bug in packing)")
 
 
 def _check_packable(config: TrainingConfig) -> None:

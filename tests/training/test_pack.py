@@ -1,0 +1,174 @@
+"""Packed trials (sweeper/training/_pack.py): several trials training at once on one base model, each as it would
+alone. The integration tests train real tiny trials in threads, as a packed worker does."""
+
+import threading
+
+import pytest
+import torch
+
+from sweeper.config import ConfigError
+from sweeper.metrics import EVAL, TRAIN
+from sweeper.training import NonFiniteLossError, TrialReuse, run_orpo, weights_fingerprint
+from sweeper.training._models import load_base_model
+from sweeper.training._pack import PackedTrialModel, TrainingPack
+from sweeper.training._trl import attach_lora, lora_dropout_probabilities
+from transformers import set_seed
+
+TIMING = ("runtime", "per_second")
+
+
+def run_in_pack(configs, tmp_path, pack=None):
+    """Each config in its own thread on one pack, as a packed worker's slots run them. Returns results or errors."""
+    pack = pack or TrainingPack(load_base_model(configs[0]), size=len(configs))
+    reuse = TrialReuse()
+    outcomes = [None] * len(configs)
+
+    def train(index):
+        try:
+            outcomes[index] = run_orpo(configs[index], tmp_path / f"packed-{index}", reuse=reuse, pack=pack)
+        except BaseException as error:  # noqa: BLE001 - the test looks at it
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=train, args=(index,)) for index in range(len(configs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes, pack
+
+
+def assert_same_run(solo, packed, tolerance=1e-4):
+    assert packed.global_steps == solo.global_steps
+    for metrics_of in (lambda r: r.eval_metrics, lambda r: r.train_metrics):
+        expected, actual = metrics_of(solo), metrics_of(packed)
+        for key, value in expected.items():
+            if not any(part in key for part in TIMING):
+                assert actual[key] == pytest.approx(value, abs=tolerance), key
+    for split in (TRAIN, EVAL):
+        for metric in ("loss", "rewards/margins", "nll_loss"):
+            assert [step for step, _ in packed.curve(metric, split)] == [step for step, _ in solo.curve(metric, split)]
+            for (_, a), (_, b) in zip(solo.curve(metric, split), packed.curve(metric, split)):
+                assert b == pytest.approx(a, abs=tolerance), (metric, split)
+
+
+@pytest.mark.integration
+def test_packed_trials_match_solo_runs_with_different_micro_batches_and_accumulation(fast_config, tmp_path):
+    # LoRA dropout 0: nothing random but the data order and the adapters' initialisation, both per trial
+    configs = [
+        fast_config(lora__lora_dropout=0.0, orpo__per_device_train_batch_size=2, orpo__gradient_accumulation_steps=3,
+                    orpo__learning_rate=1e-3, seed=1),
+        fast_config(lora__lora_dropout=0.0, orpo__per_device_train_batch_size=8, orpo__weight_decay=0.05,
+                    orpo__beta=0.3, orpo__learning_rate=3e-3, seed=2),
+        fast_config(lora__lora_dropout=0.0, orpo__per_device_train_batch_size=4, orpo__gradient_accumulation_steps=2,
+                    orpo__max_steps=5, orpo__learning_rate=5e-4, seed=3),
+    ]
+    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
+    packed, pack = run_in_pack(configs, tmp_path)
+    for alone, together in zip(solo, packed):
+        assert not isinstance(together, BaseException), together
+        assert_same_run(alone, together)
+    # they really trained together: forwards with all three trials' rows in them
+    assert max(pack.counts.trials_per_forward) == 3
+    assert pack.counts.forwards < sum(len(r.curves) for r in solo)  # fewer forwards than the trials ran alone
+
+
+@pytest.mark.integration
+def test_a_failing_trial_leaves_the_others_in_its_pack_as_they_would_be_alone(fast_config, tmp_path):
+    healthy = fast_config(lora__lora_dropout=0.0, orpo__learning_rate=1e-3)
+    diverging = fast_config(orpo__learning_rate=1e30, orpo__max_grad_norm=0)  # overflows within a step or two
+    solo = run_orpo(healthy, tmp_path / "solo")
+    base = load_base_model(healthy)
+    fingerprint = weights_fingerprint(base)
+    (together, failed), pack = run_in_pack([healthy, diverging], tmp_path, TrainingPack(base, size=2))
+    assert isinstance(failed, NonFiniteLossError)
+    assert_same_run(solo, together)
+    # every trial left: the base model holds no adapters and its weights are as loaded
+    assert not hasattr(pack.base_model, "peft_config")
+    assert weights_fingerprint(pack.base_model) == fingerprint
+
+
+class _DropoutSpy:
+    """Reads the shared model's LoRA dropout probabilities while the trials are in the pack."""
+
+    def __init__(self, pack):
+        self.pack, self.seen = pack, set()
+
+    def __call__(self, *args, **kwargs):
+        from transformers import TrainerCallback
+
+        spy = self
+
+        class Callback(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                spy.seen |= lora_dropout_probabilities(spy.pack._model)
+
+        return Callback()
+
+
+@pytest.mark.integration
+def test_each_packed_trial_keeps_its_own_lora_dropout(fast_config, tmp_path):
+    configs = [fast_config(lora__lora_dropout=0.1), fast_config(lora__lora_dropout=0.3, seed=1)]
+    pack = TrainingPack(load_base_model(configs[0]), size=2)
+    spy = _DropoutSpy(pack)
+    reuse = TrialReuse()
+    outcomes = []
+
+    def train(config, index):
+        outcomes.append(run_orpo(config, tmp_path / str(index), callbacks=[spy()], reuse=reuse, pack=pack))
+
+    threads = [threading.Thread(target=train, args=(config, i)) for i, config in enumerate(configs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 2
+    assert spy.seen == {0.1, 0.3}  # TRL's disable_dropout would have zeroed both
+
+
+def test_a_stand_in_model_holds_only_its_own_trials_adapter_weights(fast_config):
+    config = fast_config()
+    pack = TrainingPack(load_base_model(config), size=2)
+    with pack.turn(), pack.member(config) as first, pack.member(fast_config(seed=1)) as second:
+        assert isinstance(first, PackedTrialModel)
+        own = {id(p) for p in first.parameters()}
+        assert own and own.isdisjoint({id(p) for p in second.parameters()})
+        trainable = {id(p) for p in pack._model.parameters() if p.requires_grad}
+        assert trainable == own | {id(p) for p in second.parameters()}  # the base stays frozen
+
+
+def test_a_packed_trials_adapters_start_where_a_solo_trials_do(fast_config):
+    """The second trial's adapters join a model that already has some: PEFT must still draw them as it does alone."""
+    first_config, second_config = fast_config(), fast_config(seed=7)
+    set_seed(second_config.seed)
+    alone = attach_lora(load_base_model(second_config), second_config)
+    expected = {n.replace(".default.", "."): p.detach().clone() for n, p in alone.named_parameters() if p.requires_grad}
+    pack = TrainingPack(load_base_model(first_config), size=2)
+    with pack.turn(), pack.member(first_config), pack.member(second_config) as second:
+        got = {n.removeprefix("adapter.").replace("__", ".").replace(".packed1.", "."): p for n, p in second.named_parameters()}
+        assert sorted(got) == sorted(expected)
+        for name, weight in got.items():
+            assert torch.equal(weight, expected[name]), name
+
+
+@pytest.mark.parametrize(
+    ("override", "fix"),
+    [
+        ({"orpo__gradient_checkpointing": True}, "gradient checkpointing"),
+        ({"compute__lean_orpo_forward": True}, "compute.lean_orpo_forward: false"),
+        ({"lora__bias": "all"}, "lora.bias: none"),
+    ],
+)
+def test_what_a_pack_cannot_train_is_refused_before_training(fast_config, override, fix):
+    config = fast_config(**override)
+    pack = TrainingPack(load_base_model(config), size=1)
+    with pytest.raises(ConfigError, match="execution.pack") as error, pack.turn(), pack.member(config):
+        pass
+    assert fix in str(error.value)
+
+
+def test_a_pack_refuses_more_trials_than_its_size(fast_config):
+    config = fast_config()
+    pack = TrainingPack(load_base_model(config), size=1)
+    with pack.turn(), pack.member(config):
+        with pytest.raises(RuntimeError, match="already trains 1"), pack.member(config):
+            pass
