@@ -102,6 +102,10 @@ def _load_spec(args: argparse.Namespace):
         if args.timeout_s <= 0:  # model_copy skips the study file's own check
             raise ConfigError(f"--timeout {args.timeout_s:g}: give a positive number of seconds")
         updates["timeout_s"] = args.timeout_s
+    if getattr(args, "pack", None) is not None:
+        if args.pack < 1:  # model_copy skips the study file's own check
+            raise ConfigError(f"--pack {args.pack}: give 1 (one trial at a time) or more")
+        updates["pack"] = args.pack
     return spec.model_copy(update=updates)
 
 
@@ -531,6 +535,9 @@ def _add_trial_arguments(command: argparse.ArgumentParser) -> None:
     """The options of a command that runs trials (or starts workers that do)."""
     command.add_argument("--n-trials", type=int, help="target number of trials, replacing the study file's")
     command.add_argument("--timeout", type=float, dest="timeout_s", help="stop starting trials after this many seconds")
+    command.add_argument(
+        "--pack", type=int, help="trials each worker trains at once on one base model, replacing the study file's"
+    )
     command.add_argument("--heartbeat-interval", type=int, default=10, help="seconds between worker heartbeats")
     command.add_argument(
         "--grace-period", type=int, default=60, help="a trial silent this long is failed and queued again"

@@ -75,6 +75,13 @@ class StudySpec(BaseModel):
     n_trials: int | None = Field(None, description="Trials to finish, counted over all workers.")
     timeout_s: float | None = Field(None, description="Stop starting new trials after this many seconds.")
     storage: str | None = Field(None, description="Optuna storage URL; defaults to sqlite:///runs/<study_name>.db.")
+    pack: int = Field(
+        1,
+        ge=1,
+        description="Trials a worker trains at once on one copy of the base model (packed trials, see "
+        "sweeper/training/_pack.py). 1 trains one at a time. Speeds a sweep up where one trial leaves the device "
+        "idle (a GPU at small micro-batches); on a CPU the trials only take turns.",
+    )
     allow_repeats: bool = Field(
         False,
         description="Run a configuration a trial already ran. Off: such a draw is stored as FAIL (`repeated "
@@ -221,9 +228,19 @@ class StudySpec(BaseModel):
         if self.n_trials is None and self.timeout_s is None:
             raise ValueError("neither n_trials nor timeout_s is set, so the study would never stop. Fix: set one")
         check_sampler_supports(self.sampler.name, len(self.objectives))
+        self.check_packable()
         if self.storage is None:
             self.storage = f"sqlite:///runs/{self.study_name}.db"
         return self
+
+    def check_packable(self) -> None:
+        """Packed trials share one base model: a study that varies the model cannot pack them."""
+        varied = [path for path in self.space.entries if path.startswith("model.")]
+        if self.pack > 1 and varied:
+            raise ValueError(
+                f"pack: {self.pack} trains a worker's trials on one base model, but the space varies "
+                f"{', '.join(varied)}. Fix: set pack: 1, or fix the model"
+            )
 
     @field_serializer("space")
     def _space_as_written(self, space: SearchSpace) -> dict[str, Any]:

@@ -76,6 +76,7 @@ def launch_workers(
             command += ["--n-trials", str(spec.n_trials)]
         if spec.timeout_s is not None:
             command += ["--timeout", str(spec.timeout_s)]
+        command += ["--pack", str(spec.pack)]
         env = {**worker_environment(index, n_workers, gpus), STORAGE_ENV: spec.storage, PARENT_PID_ENV: str(os.getpid())}
         # own session: a terminal's Ctrl-C reaches the launcher only, which passes one SIGINT on to each worker;
         # the parent-death signal stops a worker whose launcher was killed outright

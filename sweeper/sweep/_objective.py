@@ -7,16 +7,18 @@ import math
 import os
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 
 import optuna
+from transformers import TrainerCallback
 
 from ..config import ConfigError
 from ..metrics import INTERRUPTED
 from ..storage import CurveStore, TrialRecord, config_hash, library_versions, record_failure, record_trial_result, store
 from ..study import StudySpec
-from ..training import TrialReuse
+from ..training import TrainingPack, TrialReuse
 from ..trial import TrialFailure, run_trial
 from ._intermediate import IntermediateEvaluations
 from ._progress import REPEATED_CONFIGURATION
@@ -53,6 +55,20 @@ def repeated_trial(trial: optuna.Trial, inputs_digest: str | None = None) -> int
     return None
 
 
+class StopWhenSet(TrainerCallback):
+    """In a packed worker's trial threads (signals reach the main thread only): once `event` is set, the trial
+    stops at its next micro-step or evaluation batch as Ctrl-C would stop it."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def _check(self, *args, **kwargs):
+        if self.event.is_set():
+            raise KeyboardInterrupt("the worker is stopping")
+
+    on_step_begin = on_substep_end = on_step_end = on_prediction_step = _check
+
+
 class TrialObjective:
     """Called by `Study.optimize` once per trial. A failure is recorded (user attribute `failure_reason`) and
     raised as TrialFailure, which the worker's `optimize(catch=...)` turns into a FAIL without stopping."""
@@ -66,6 +82,8 @@ class TrialObjective:
         reuse: TrialReuse | None = None,
         refuse_repeats: bool = True,
         inputs_digest: str | None = None,
+        pack: TrainingPack | None = None,
+        stop: threading.Event | None = None,
     ):
         self.spec, self.curves, self.device_count = spec, curves, device_count
         self.on_trial_created = on_trial_created
@@ -77,6 +95,8 @@ class TrialObjective:
         self.inputs_digest = inputs_digest  # the version of the study's inputs this worker runs on
         self.trial_number: int | None = None  # the trial being run, or last run
         self.warned_sampler_cost = False
+        self.pack = pack  # trains this objective's trials together with other slots' trials (packed worker)
+        self.stop = stop  # set by a packed worker's main thread on a stop signal: the trial stops at its next step
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         self.trial_number = trial.number  # the worker re-queues it when the system stops the worker mid-trial
@@ -112,7 +132,8 @@ class TrialObjective:
         evaluations = IntermediateEvaluations(trial, self.spec, self.curves, config.orpo.beta)
         with tempfile.TemporaryDirectory(prefix=f"sweeper-trial-{trial.number}-") as output_dir:
             try:
-                result = run_trial(config, output_dir, reuse=self.reuse, callbacks=[evaluations])
+                callbacks = [evaluations] if self.stop is None else [evaluations, StopWhenSet(self.stop)]
+                result = run_trial(config, output_dir, reuse=self.reuse, callbacks=callbacks, pack=self.pack)
             except TrialFailure as failure:
                 self._fail(trial, failure)
         record_trial_result(

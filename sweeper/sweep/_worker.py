@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from ..metrics import INTERRUPTED
 from ..storage import (
     RETRIED_FROM, RETRY_HISTORY, CurveStore, TrialRecord, TrialSlotLock, beating_trials, open_storage,
 )
+from ..config import build_training_config
 from ..study import StudySpec, beta_scaled_warnings
-from ..training import TrialReuse
+from ..training import TrainingPack, TrialReuse, load_base_model
 from ..trial import TrialFailure
 from ._identity import StudyInputs
 from ._objective import TrialObjective
@@ -89,66 +91,175 @@ def run_worker(
 ) -> optuna.Study:
     """Run trials until the target or timeout. Ctrl-C propagates as KeyboardInterrupt after the running trial
     is recorded as FAIL with reason `interrupted`; after SIGTERM a copy of that trial is queued as well. `inputs` (from `check_study_inputs`) are checked against what
-    the study was built on, and each trial records their version."""
+    the study was built on, and each trial records their version. With `spec.pack` above 1 the worker trains that
+    many trials at once on one base model (`_run_packed`)."""
     storage = open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
     study = open_study(spec, storage, inputs, allow_changed_inputs)
     for warning in beta_scaled_warnings(spec):
         log.warning(warning)
     curves = CurveStore(spec.storage, engine=storage.engine)  # one connection pool for Optuna and the curves
-    slot = TrialSlotLock(spec.storage, spec.study_name)
-    # the new trial exists (and counts toward the target) once the objective runs: other workers may check now
-    objective = TrialObjective(
-        spec, curves, device_count, on_trial_created=slot.release, reuse=TrialReuse(),
-        inputs_digest=inputs.digest if inputs else None,
-    )
     progress = ProgressLine(study, spec.n_trials) if show_progress else None
-    started = time.monotonic()
     # What is alive now (imported modules: ~0.5M objects with torch and TRL) lives as long as the worker. Frozen, it
     # is skipped by the full collections each trial triggers (the trainer's and ours), about 0.3 s each on a CPU.
     gc.collect()
     gc.freeze()
     try:
-        while True:
-            if spec.timeout_s is not None and time.monotonic() - started >= spec.timeout_s:
-                break
-            slot.acquire()
+        if spec.pack > 1:
+            _run_packed(spec, study, curves, progress, heartbeat, device_count, inputs)
+        else:
+            slot = TrialSlotLock(spec.storage, spec.study_name)
+            # the new trial exists (and counts toward the target) once the objective runs: other workers may check now
+            objective = TrialObjective(
+                spec, curves, device_count, on_trial_created=slot.release, reuse=TrialReuse(),
+                inputs_digest=inputs.digest if inputs else None,
+            )
             try:
-                requeue_dead_workers_trials(study)  # before counting: a dead worker's trial must not count
-                reached = target_reached(study, spec)
-                if reached and not beating_trials(study):
-                    break
-                if not reached:
-                    try:
-                        study.optimize(objective, n_trials=1, catch=(TrialFailure,))
-                    except StopRequested as stop:
-                        # SIGTERM is the system stopping this worker (scancel, preemption, eviction), not the user
-                        # giving up on the trial: the configuration goes back into the queue
-                        if stop.signum == signal.SIGTERM:
-                            copy = requeue_stopped_trial(study, objective.trial_number)
-                            if copy is not None:
-                                log.warning("trial %d interrupted by SIGTERM: queued again as trial %d",
-                                            objective.trial_number, copy)
-                        raise
-                    if objective.consecutive_repeats >= MAX_CONSECUTIVE_REPEATS:
-                        log.warning(
-                            "the sampler proposed %d configurations in a row that trials had already run: the space "
-                            "looks exhausted, so this worker stops. Widen the space, or set allow_repeats: true",
-                            objective.consecutive_repeats,
-                        )
-                        break
+                _run_trials(spec, study, objective, slot, progress, heartbeat, time.monotonic())
             finally:
-                slot.release()
-            if reached:
-                # Other workers' running trials make up the target. Stay until they end: if one's worker dies, its
-                # trial is re-queued after the grace period, and this worker runs it.
-                time.sleep(heartbeat.interval_s)
-                continue
-            if progress:
-                progress.show()
+                slot.close()
     finally:
         gc.unfreeze()
-        slot.close()
         curves.close()
         if progress:
             progress.show(final=True)
     return study
+
+
+def _run_trials(
+    spec: StudySpec,
+    study: optuna.Study,
+    objective: TrialObjective,
+    slot: TrialSlotLock,
+    progress: ProgressLine | None,
+    heartbeat: HeartbeatSettings,
+    started: float,
+    stopping: threading.Event | None = None,
+) -> None:
+    """One trial after another until the target or the timeout (a packed worker runs one of these per slot, each
+    with its own slot lock, and sets `stopping` to end them all)."""
+    while stopping is None or not stopping.is_set():
+        if spec.timeout_s is not None and time.monotonic() - started >= spec.timeout_s:
+            break
+        slot.acquire()
+        try:
+            requeue_dead_workers_trials(study)  # before counting: a dead worker's trial must not count
+            reached = target_reached(study, spec)
+            if reached and not beating_trials(study):
+                break
+            if not reached:
+                try:
+                    study.optimize(objective, n_trials=1, catch=(TrialFailure,))
+                except StopRequested as stop:
+                    _requeue_after_sigterm(study, stop, objective.trial_number)
+                    raise
+                if objective.consecutive_repeats >= MAX_CONSECUTIVE_REPEATS:
+                    log.warning(
+                        "the sampler proposed %d configurations in a row that trials had already run: the space "
+                        "looks exhausted, so this worker stops. Widen the space, or set allow_repeats: true",
+                        objective.consecutive_repeats,
+                    )
+                    break
+        finally:
+            slot.release()
+        if reached:
+            # Other workers' running trials make up the target. Stay until they end: if one's worker dies, its
+            # trial is re-queued after the grace period, and this worker runs it.
+            if stopping is None:
+                time.sleep(heartbeat.interval_s)
+            elif stopping.wait(heartbeat.interval_s):
+                break
+            continue
+        if progress:
+            progress.show()
+
+
+def _requeue_after_sigterm(study: optuna.Study, stop: StopRequested, number: int | None) -> None:
+    # SIGTERM is the system stopping this worker (scancel, preemption, eviction), not the user giving up on the
+    # trial: the configuration goes back into the queue
+    if stop.signum == signal.SIGTERM:
+        copy = requeue_stopped_trial(study, number)
+        if copy is not None:
+            log.warning("trial %d interrupted by SIGTERM: queued again as trial %d", number, copy)
+
+
+def _run_packed(
+    spec: StudySpec,
+    study: optuna.Study,
+    curves: CurveStore,
+    progress: ProgressLine | None,
+    heartbeat: HeartbeatSettings,
+    device_count: int,
+    inputs: StudyInputs | None,
+) -> None:
+    """`spec.pack` slots, each a thread running trials one after another as a sequential worker does, all of them
+    training on one TrainingPack: when a slot's trial ends, the slot asks the sampler for the next (asynchronous, as
+    Optuna's samplers allow for running trials). Stop signals reach this (main) thread: it stops every slot's
+    trial at its next step, each stored as FAIL `interrupted` (and queued again after SIGTERM), then re-raises."""
+    spec.check_packable()
+    base = build_training_config(spec.base_mapping, spec.fixed, source=f"{spec.study_name} base config")
+    pack = TrainingPack(load_base_model(base), size=spec.pack)
+    reuse = TrialReuse()  # used under the pack's turn only: one slot at a time
+    stopping = threading.Event()
+    shown = threading.Lock()
+    objectives: list[TrialObjective] = []
+    failures: list[BaseException] = []
+    started = time.monotonic()
+
+    def run_slot() -> None:
+        slot = TrialSlotLock(spec.storage, spec.study_name)  # its own lock: slots ask as separate workers would
+        objective = TrialObjective(
+            spec, curves, device_count, on_trial_created=slot.release, reuse=reuse,
+            inputs_digest=inputs.digest if inputs else None, pack=pack, stop=stopping,
+        )
+        objectives.append(objective)
+        try:
+            _run_trials(spec, study, objective, slot, _Serialized(progress, shown), heartbeat, started, stopping)
+        except BaseException as error:  # noqa: BLE001 - the main thread re-raises the first; the other slots stop
+            failures.append(error)
+            stopping.set()
+        finally:
+            slot.close()
+            with ended:
+                running.remove(threading.current_thread())
+                ended.notify_all()
+
+    def wait_for_slots() -> None:
+        with ended:
+            while running:
+                ended.wait()
+
+    slots = [threading.Thread(target=run_slot, name=f"sweeper-slot-{index}") for index in range(spec.pack)]
+    running = set(slots)
+    ended = threading.Condition()
+    for thread in slots:
+        thread.start()
+    # Waited for on a condition, not by Thread.join: a signal that interrupts join() makes Python 3.11 take a
+    # running thread for finished (the bpo-45274 fix releases the lock the thread still holds).
+    try:
+        wait_for_slots()
+    except KeyboardInterrupt as stop:  # a stop signal, in this thread: each slot's trial stops at its next step
+        stopping.set()
+        wait_for_slots()
+        if isinstance(stop, StopRequested):
+            for objective in objectives:  # only a trial stored as FAIL `interrupted` is queued again
+                _requeue_after_sigterm(study, stop, objective.trial_number)
+        raise
+    for thread in slots:
+        thread.join()  # ended: returns at once
+    real = [error for error in failures if not isinstance(error, KeyboardInterrupt)]
+    if real:
+        raise real[0]
+
+
+class _Serialized:
+    """The progress line shown by one slot at a time."""
+
+    def __init__(self, progress: ProgressLine | None, lock: threading.Lock):
+        self._progress, self._lock = progress, lock
+
+    def __bool__(self) -> bool:
+        return self._progress is not None
+
+    def show(self, final: bool = False) -> None:
+        with self._lock:
+            self._progress.show(final=final)

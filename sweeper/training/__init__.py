@@ -1,8 +1,10 @@
 """Training: one ORPO + LoRA run through TRL. `_orpo.py` runs a trial top to bottom; `_trl.py` is the only module
-that imports TRL and PEFT; `_models.py` loads the model, `_pairs.py` the data, `_reuse.py` keeps both between trials."""
+that imports TRL and PEFT; `_models.py` loads the model, `_pairs.py` the data, `_reuse.py` keeps both between trials;
+`_pack.py` trains several trials at once on one base model."""
 
-from ._models import is_out_of_memory, release_memory
+from ._models import is_out_of_memory, load_base_model, release_memory
 from ._orpo import run_orpo
+from ._pack import TrainingPack
 from ._pairs import prepare_pairs, trainable_pairs
 from ._reuse import ReuseCounts, TrialReuse, weights_fingerprint
 from ._trl import NonFiniteLossError, parse_with_trl_and_peft
@@ -10,8 +12,10 @@ from ._trl import NonFiniteLossError, parse_with_trl_and_peft
 __all__ = [
     "NonFiniteLossError",
     "ReuseCounts",
+    "TrainingPack",
     "TrialReuse",
     "is_out_of_memory",
+    "load_base_model",
     "parse_with_trl_and_peft",
     "prepare_pairs",
     "release_memory",

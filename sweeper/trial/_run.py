@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import ConfigError, TrainingConfig
 from ..faults import raise_if_requested
 from ..metrics import NON_FINITE_LOSS, OUT_OF_MEMORY, TrialResult
-from ..training import NonFiniteLossError, TrialReuse, is_out_of_memory, release_memory, run_orpo
+from ..training import NonFiniteLossError, TrainingPack, TrialReuse, is_out_of_memory, release_memory, run_orpo
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,16 @@ def with_gradient_checkpointing(config: TrainingConfig) -> TrainingConfig | None
     return updated
 
 
-def memory_fallbacks(config: TrainingConfig) -> list[tuple[TrainingConfig, str]]:
+def memory_fallbacks(config: TrainingConfig, packed: bool = False) -> list[tuple[TrainingConfig, str]]:
     """What to try, in order, after running out of memory, each with what it changes: half the micro-batch (same
-    effective batch, only slower), then gradient checkpointing as well (one more forward pass per step)."""
+    effective batch, only slower), then gradient checkpointing as well (one more forward pass per step; not for a
+    packed trial, which trains without it)."""
     fallbacks = []
     smaller = halved_micro_batch(config)
     if smaller is not None:
         orpo = smaller.orpo
         fallbacks.append((smaller, f"at {orpo.per_device_train_batch_size} x {orpo.gradient_accumulation_steps}"))
-    checkpointed = with_gradient_checkpointing(smaller or config)
+    checkpointed = None if packed else with_gradient_checkpointing(smaller or config)
     if checkpointed is not None:
         fallbacks.append((checkpointed, "with gradient checkpointing"))
     return fallbacks
@@ -63,15 +64,16 @@ def run_trial(
     output_dir: str | Path,
     reuse: TrialReuse | None = None,
     callbacks: list | None = None,
+    pack: TrainingPack | None = None,
 ) -> TrialResult:
     """Train once; on out-of-memory retry at half the micro-batch and twice the accumulation, then, still out of
     memory (or with a micro-batch of 1), once more with gradient checkpointing. Each retry leaves a note.
 
     `reuse` (one per worker) shares the base model and tokenized data between trials; `callbacks` are transformers
-    TrainerCallbacks handed to every attempt."""
+    TrainerCallbacks handed to every attempt; `pack` trains it together with the pack's other trials."""
     try:
         raise_if_requested(config.model_dump(mode="json"))
-        attempts = [(config, ""), *memory_fallbacks(config)]
+        attempts = [(config, ""), *memory_fallbacks(config, packed=pack is not None)]
         notes = []
         for number, (attempt, change) in enumerate(attempts):
             if number:
@@ -80,7 +82,7 @@ def run_trial(
                 notes.append(f"out of memory at micro-batch {failed_at}; ran {change}")
                 release_memory()
             try:
-                result = run_orpo(attempt, output_dir, callbacks=callbacks, reuse=reuse)
+                result = run_orpo(attempt, output_dir, callbacks=callbacks, reuse=reuse, pack=pack)
             except Exception as error:
                 if is_out_of_memory(error) and number + 1 < len(attempts):
                     continue

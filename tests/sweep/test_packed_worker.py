@@ -1,0 +1,83 @@
+"""A packed worker (`pack: K`, `--pack K`): K trials at a time on one base model, each still a whole trial."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from sweeper.config import ConfigError
+from sweeper.metrics import ORPO_METRICS
+from sweeper.storage import CurveStore
+from sweeper.study import load_study_spec
+
+
+def _sweeper(*args: str, **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sweeper.cli", *args], text=True, **popen)
+
+
+def _overlapping(trials) -> bool:
+    """Whether any two trials ran at the same time (one started before the other ended)."""
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
+    return any(later_start < end for (_, end), (later_start, _) in zip(spans, spans[1:]))
+
+
+@pytest.mark.integration
+def test_a_packed_sweep_trains_trials_together_and_stores_each_whole(write_fast_study):
+    study_file = write_fast_study(n_trials=5)
+    sweep = _sweeper("sweep", str(study_file), "--pack", "3", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, stderr = sweep.communicate(timeout=900)
+    assert sweep.returncode == 0, stderr
+    spec = load_study_spec(study_file)
+    trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+    assert sorted(t.number for t in trials) == list(range(5))  # none lost, none run twice, no overshoot
+    assert all(t.state == TrialState.COMPLETE for t in trials), [(t.state, t.user_attrs) for t in trials]
+    assert _overlapping(trials)  # packed: trials ran at the same time in one process
+    assert len({t.user_attrs["worker"] for t in trials}) == 1
+    with CurveStore(spec.storage) as curves:
+        rows = curves.read(spec.study_name)
+    for trial in trials:
+        stored = {(row["split"], row["metric"]) for row in rows if row["trial_number"] == trial.number}
+        assert stored >= {(split, metric) for split in ("train", "eval") for metric in ORPO_METRICS}
+
+
+@pytest.mark.integration
+def test_ctrl_c_stops_every_trial_of_a_pack_as_interrupted(write_fast_study):
+    study_file = write_fast_study(n_trials=4, training={"orpo.max_steps": 400})
+    spec = load_study_spec(study_file)
+    sweep = _sweeper("sweep", str(study_file), "--pack", "2", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    from test_launch import _wait_for_running_trial, _wait_for_training_to_start  # tests/sweep is on sys.path
+
+    _wait_for_running_trial(spec, after_complete=0)
+    _wait_for_training_to_start(spec)
+    sweep.send_signal(signal.SIGINT)
+    _, stderr = sweep.communicate(timeout=180)
+    assert sweep.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+    assert trials and all(t.state == TrialState.FAIL for t in trials), [t.state for t in trials]
+    assert {t.user_attrs["failure_reason"] for t in trials} == {"interrupted"}
+
+
+def test_a_study_that_varies_the_model_cannot_pack(write_fast_study):
+    study_file = write_fast_study(pack=2)
+    fields = yaml.safe_load(study_file.read_text())
+    fields["space"]["model.revision"] = {"choice": ["main", "other"]}
+    study_file.write_text(yaml.safe_dump(fields, sort_keys=False))
+    with pytest.raises(ConfigError, match="pack: 2 trains a worker's trials on one base model.*model.revision"):
+        load_study_spec(study_file)
+
+
+def test_pack_must_be_positive_in_the_file_and_on_the_command_line(write_fast_study):
+    with pytest.raises(ConfigError, match="pack"):
+        load_study_spec(write_fast_study(pack=0))
+    result = subprocess.run(
+        [sys.executable, "-m", "sweeper.cli", "sweep", str(write_fast_study()), "--pack", "0"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0 and "--pack 0: give 1" in result.stderr
