@@ -10,9 +10,12 @@ taking the next trial when its own ends (as a worker's slots do). Each round run
 
 Prints per mode: makespan (median [min, max] over rounds), its ratio to solo within the same round, training samples
 per second, peak resident memory (the process's, sampled), the mean trials per shared forward, and the largest
-difference of any final eval metric from the solo run of the same trial (with `--dropout-zero`, LoRA dropout 0, so
-packed and solo must agree to float rounding; with dropout, packed trials draw other dropout masks than solo ones and
-agree only within the seed-to-seed spread). The issue's target: makespan at K = 4 <= 0.5x solo.
+difference of any final eval metric from the solo run of the same trial. With dropout, packed trials draw other
+dropout masks than solo ones and agree only within the seed-to-seed spread. With `--dropout-zero` (LoRA dropout 0)
+packed and solo must agree to float rounding, except for trials whose result rounding itself moves: each trial is
+also run solo once with its learning rate times (1 + 1e-6), and the largest difference is printed over the trials
+that this moves by under 1e-4 ("stable"), with the count of the others. The issue's target: makespan at K = 4
+<= 0.5x solo.
 
 `--qwen` (the GPU mode) trains Qwen2-0.5B's architecture with random weights (bench/gpu_orpo_memory.py builds it;
 nothing is downloaded) on random-letter pairs of `--pair-tokens` tokens, micro-batches of 1, 2 or 4 pairs, bf16 where
@@ -151,12 +154,13 @@ def trained_tokens(results, pair_tokens: int) -> int:
 
 
 def largest_difference(solo, packed) -> float:
-    return max(
+    differences = (
         abs(a.eval_metrics[key] - b.eval_metrics[key])
         for a, b in zip(solo, packed)
         for key in a.eval_metrics
         if not any(part in key for part in SKIP)
     )
+    return max(differences, default=0.0)
 
 
 def fmt(values, digits=2):
@@ -194,6 +198,19 @@ def main() -> None:
           f"{args.trials} trials x {args.max_steps} steps, {args.rounds} rounds, dropout "
           f"{'0' if args.dropout_zero else 'as drawn'}", flush=True)
     run_orpo(configs[0], Path(tempfile.mkdtemp()))  # warm: the built-in model and task on disk, imports done
+    stable = list(range(len(configs)))
+    if args.dropout_zero:  # which trials rounding alone moves: their packed runs cannot be held to 1e-4
+        nudged = []
+        for config in configs:
+            config = config.model_copy(deep=True)
+            config.orpo.learning_rate *= 1 + 1e-6
+            nudged.append(config)
+        reference = run_solo(configs, Path(tempfile.mkdtemp()))
+        moved = [largest_difference([a], [b]) for a, b in zip(reference, run_solo(nudged, Path(tempfile.mkdtemp())))]
+        stable = [index for index, spread in enumerate(moved) if spread < 1e-4]
+        print(f"rounding check: {len(stable)} of {len(configs)} trials stable; the others move by "
+              f"{', '.join(f'{m:.1e}' for m in moved if m >= 1e-4) or '-'} when the learning rate moves by 1e-6",
+              flush=True)
     rows = {mode: {"makespan": [], "ratio": [], "samples_s": [], "peak_mb": [], "per_forward": [], "diff": [],
                    "tokens_s": [], "mfu": [], "cuda_peak_gib": []}
             for mode in modes}
@@ -236,7 +253,8 @@ def main() -> None:
             solo_results = results["solo"]
             for mode in modes:
                 rows[mode]["ratio"].append(timings[mode] / timings["solo"])
-                rows[mode]["diff"].append(largest_difference(solo_results, results[mode]))
+                rows[mode]["diff"].append(largest_difference([solo_results[i] for i in stable],
+                                                             [results[mode][i] for i in stable]))
 
     print()
     print(f"{'mode':6} {'makespan s':>22} {'/ solo':>20} {'samples/s':>20} {'peak MB':>8} {'per fwd':>7} "

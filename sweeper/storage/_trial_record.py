@@ -32,6 +32,8 @@ class TrialRecord:
     config_hash: str | None = None  # of training_config: equal configs, equal hashes
     effective_batch_size: int | None = None  # micro batch x accumulation x devices
     planned_steps: int | None = None  # optimizer steps its schedule has: where fraction rungs fall
+    pack_size: int | None = None  # trained in a pack of this many (sweep/_worker.py); None: alone. Its runtime_s
+    # then includes the other trials' turns
     # -- queued by `sweeper replicate`: the trial it repeats with another seed
     replicate_of: int | None = None
     replicate_seed: int | None = None

@@ -117,6 +117,8 @@ class TrialObjective:
         store(trial, suggest_s=round(suggest_s, 4))
         if self.inputs_digest:
             store(trial, study_inputs=self.inputs_digest)
+        if self.pack is not None:
+            store(trial, pack_size=self.pack.size)
         self._refuse_repeat(trial)
         try:
             config = self.spec.training_config(trial.params)

@@ -39,6 +39,7 @@ def test_a_packed_sweep_trains_trials_together_and_stores_each_whole(write_fast_
     assert all(t.state == TrialState.COMPLETE for t in trials), [(t.state, t.user_attrs) for t in trials]
     assert _overlapping(trials)  # packed: trials ran at the same time in one process
     assert len({t.user_attrs["worker"] for t in trials}) == 1
+    assert {t.user_attrs["pack_size"] for t in trials} == {3}
     with CurveStore(spec.storage) as curves:
         rows = curves.read(spec.study_name)
     for trial in trials:
