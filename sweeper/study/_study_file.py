@@ -80,7 +80,7 @@ class StudySpec(BaseModel):
         ge=1,
         description="Trials a worker trains at once on one copy of the base model (packed trials, see "
         "sweeper/training/_pack.py). 1 trains one at a time. Speeds a sweep up where one trial leaves the device "
-        "idle (a GPU at small micro-batches); on a CPU the trials only take turns.",
+        "idle (a GPU at small micro-batches); slower on a CPU, whose cores one trial already keeps busy.",
     )
     allow_repeats: bool = Field(
         False,

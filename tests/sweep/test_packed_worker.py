@@ -11,6 +11,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from sweeper.cli import main
 from sweeper.config import ConfigError
 from sweeper.metrics import ORPO_METRICS
 from sweeper.storage import CurveStore
@@ -74,11 +75,8 @@ def test_a_study_that_varies_the_model_cannot_pack(write_fast_study):
         load_study_spec(study_file)
 
 
-def test_pack_must_be_positive_in_the_file_and_on_the_command_line(write_fast_study):
+def test_pack_must_be_positive_in_the_file_and_on_the_command_line(write_fast_study, capsys):
     with pytest.raises(ConfigError, match="pack"):
         load_study_spec(write_fast_study(pack=0))
-    result = subprocess.run(
-        [sys.executable, "-m", "sweeper.cli", "sweep", str(write_fast_study()), "--pack", "0"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode != 0 and "--pack 0: give 1" in result.stderr
+    assert main(["sweep", str(write_fast_study()), "--pack", "0"]) == 2
+    assert "--pack 0: give 1" in capsys.readouterr().err
