@@ -66,7 +66,7 @@ class TrainingPack:
         # where the trainers put a solo trial's model (the stand-ins they are given hold only the adapters)
         self.base_model = base_model.to(PartialState().device)
         self.counts = PackCounts()
-        self._model = base_model  # a PeftModel while any trial is in the pack
+        self._model = self.base_model  # a PeftModel while any trial is in the pack
         self._pad_token_id = pad_token_id
         self._turn = threading.Condition(threading.RLock())
         self._members: set[str] = set()
@@ -105,14 +105,18 @@ class TrainingPack:
             if len(self._members) >= self.size:
                 raise RuntimeError(f"the pack already trains {self.size} trials")
             name = f"packed{next(self._joined)}"
-            if getattr(self._thread, "entering", False):
+            set_seed(config.seed)  # LoRA initialisation is random: as `run_orpo` seeds it for a solo trial
+            self._model = add_adapter(self._model, name, config)
+            try:
+                stand_in = PackedTrialModel(self, name, adapter_parameters(self._model, name), self._model.config)
+            except BaseException:
+                self._model = remove_adapter(self._model, name)
+                raise
+            self._members.add(name)
+            if getattr(self._thread, "entering", False):  # joined: `turn()` has nothing left to undo
                 self._thread.entering = False
                 with self._entering_lock:
                     self._entering -= 1
-            set_seed(config.seed)  # LoRA initialisation is random: as `run_orpo` seeds it for a solo trial
-            self._model = add_adapter(self._model, name, config)
-            stand_in = PackedTrialModel(self, name, adapter_parameters(self._model, name), self._model.config)
-            self._members.add(name)
             try:
                 yield stand_in
             finally:
