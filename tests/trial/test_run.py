@@ -37,6 +37,10 @@ def test_memory_fallbacks_halve_first_then_checkpoint(fast_config):
     assert [_shape(c) for c, _ in memory_fallbacks(fast_config(orpo__per_device_train_batch_size=1))] == [(1, 1, True)]
     assert [_shape(c) for c, _ in memory_fallbacks(fast_config(orpo__per_device_train_batch_size=3))] == [(3, 1, True)]
     assert memory_fallbacks(fast_config(orpo__per_device_train_batch_size=1, orpo__gradient_checkpointing=True)) == []
+    # a packed trial trains without checkpointing (the pack refuses it): halving is all it has
+    assert [_shape(c) for c, _ in memory_fallbacks(fast_config(orpo__per_device_train_batch_size=8), packed=True)] \
+        == [(4, 2, False)]
+    assert memory_fallbacks(fast_config(orpo__per_device_train_batch_size=1), packed=True) == []
 
 
 def test_out_of_memory_at_half_the_micro_batch_is_retried_with_gradient_checkpointing(
