@@ -99,6 +99,14 @@ def known_study(tmp_path_factory):
     return "known-structure", url
 
 
+@pytest.fixture(scope="session")
+def known_analysis(known_study):
+    """The analysis of the known study, computed once for the session (about 7 s each time): tests only read it."""
+    from sweeper.analysis import analyze_study
+
+    return analyze_study(*known_study)
+
+
 # Three of the six hyperparameters, so that enqueued trials can name every parameter.
 FAST_SPACE = {
     "orpo.learning_rate": {"log_uniform": [1.0e-4, 1.0e-2]},

@@ -41,9 +41,9 @@ from sweeper.cli import main
 from sweeper.config import ConfigError
 
 
-@pytest.fixture(scope="module")
-def analysis(known_study):
-    return analyze_study(*known_study)
+@pytest.fixture
+def analysis(known_analysis):
+    return known_analysis
 
 
 def _correlation(analysis, parameter, target):

@@ -39,9 +39,9 @@ def test_a_planted_interaction_is_the_strongest_pair_and_additive_effects_show_n
     assert surface[0, 0] > surface[0, -1] and surface[-1, -1] > surface[-1, 0]
 
 
-def test_the_known_study_plants_no_interaction_on_the_gap(known_study):
+def test_the_known_study_plants_no_interaction_on_the_gap(known_analysis):
     """tests/_known_study.py: gap = 0.1 + 0.6 u - 0.3 b, additive in the learning rate and beta."""
-    analysis = analyze_study(*known_study)
+    analysis = known_analysis
     on_gap = [pair for pair in analysis.interactions if pair.target == GAP]
     assert on_gap and not any(pair.called for pair in on_gap), [describe_interaction(p) for p in on_gap if p.called]
     assert "interactions" in analysis.to_dict()

@@ -66,8 +66,8 @@ def test_noise_from_replicates_raises_the_bar_for_an_effect():
     assert small_noise.shape == INCREASING and seed_noise.shape == FLAT
 
 
-def test_the_known_study_shows_its_planted_shapes(known_study):
-    analysis = analyze_study(*known_study)
+def test_the_known_study_shows_its_planted_shapes(known_analysis):
+    analysis = known_analysis
     by_key = {(e.parameter, e.target): e for e in analysis.effects}
     # tests/_known_study.py: gap = 0.1 + 0.6 u - 0.3 b; margin = 2 x dropout / 0.3; dropout leaves the gap alone
     assert by_key[("learning_rate", GAP)].shape == INCREASING
@@ -99,10 +99,10 @@ def test_a_claim_is_judged_on_each_side_of_an_interior_optimum(tmp_path):
     assert all(side.split == shape.optimum and side.n_trials >= 8 and "gap rho" in side.reason for side in claim.sides)
 
 
-def test_what_we_learned_leads_with_counts_the_strongest_shapes_and_the_verdicts(known_study):
+def test_what_we_learned_leads_with_counts_the_strongest_shapes_and_the_verdicts(known_analysis):
     from sweeper.analysis import what_we_learned
 
-    analysis = analyze_study(*known_study)
+    analysis = known_analysis
     lines = what_we_learned(analysis)
     pareto = analysis.pareto_numbers
     assert lines[0].endswith(f"Pareto front: {len(pareto)} trials (#{', #'.join(map(str, pareto))})")
@@ -110,10 +110,10 @@ def test_what_we_learned_leads_with_counts_the_strongest_shapes_and_the_verdicts
     assert any(line.startswith("the practitioner's claim on beta") and line.endswith("contradicted") for line in lines)
 
 
-def test_advice_for_the_planted_overfit_and_underfit_trials_names_the_planted_cause(known_study):
+def test_advice_for_the_planted_overfit_and_underfit_trials_names_the_planted_cause(known_analysis):
     from _known_study import OVERFIT_TRIAL, UNDERFIT_TRIAL
 
-    analysis = analyze_study(*known_study)
+    analysis = known_analysis
     by_trial = {item.trial: item for item in analysis.advice}
     # gap = 0.1 + 0.6 u - 0.3 b and training loss = 4 - 2 u + 0.3 b: the learning rate moves both most
     overfit, underfit = by_trial[OVERFIT_TRIAL], by_trial[UNDERFIT_TRIAL]

@@ -93,8 +93,8 @@ def test_export_refuses_a_trial_without_its_config(tmp_path, capsys):
     assert not out.exists()  # nothing half-written
 
 
-def test_export_of_the_known_study_lists_every_pareto_trial(known_study, tmp_path):
-    analysis = analyze_study(*known_study)
+def test_export_of_the_known_study_lists_every_pareto_trial(known_analysis, tmp_path):
+    analysis = known_analysis
     manifest = export_pareto(analysis, tmp_path / "export")
     assert [t.number for t in manifest.trials] == analysis.pareto_numbers
     for trial in manifest.trials:

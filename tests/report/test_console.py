@@ -8,7 +8,6 @@ import io
 from rich.console import Console
 
 from _known_study import FAILED_TRIAL, FAILURE_REASON, PRUNED_REASON, PRUNED_TRIAL, write_study_file
-from sweeper.analysis import analyze_study
 from sweeper.cli import main
 from sweeper.report import print_analysis
 
@@ -17,9 +16,9 @@ def _lines(text: str) -> list[str]:
     return [line.rstrip() for line in text.splitlines()]
 
 
-def test_the_analysis_fits_80_columns_with_nothing_cut(known_study):
+def test_the_analysis_fits_80_columns_with_nothing_cut(known_analysis):
     output = io.StringIO()
-    print_analysis(analyze_study(*known_study), Console(file=output, width=80, color_system=None))
+    print_analysis(known_analysis, Console(file=output, width=80, color_system=None))
     text = output.getvalue()
     assert "…" not in text
     assert max(len(line) for line in _lines(text)) <= 80

@@ -75,8 +75,8 @@ def _run_chromium(*arguments: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def report_path(known_study, tmp_path_factory):
-    return write_report(analyze_study(*known_study), tmp_path_factory.mktemp("report") / "report.html")
+def report_path(known_analysis, tmp_path_factory):
+    return write_report(known_analysis, tmp_path_factory.mktemp("report") / "report.html")
 
 
 def test_every_figure_renders_in_headless_chromium_without_console_errors(report_path, tmp_path):
