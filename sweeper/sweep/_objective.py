@@ -22,6 +22,7 @@ from ..training import TrainingPack, TrialReuse
 from ..trial import TrialFailure, run_trial
 from ._intermediate import IntermediateEvaluations
 from ._progress import REPEATED_CONFIGURATION
+from ._signals import received_stop
 
 log = logging.getLogger(__name__)
 NON_FINITE_OBJECTIVE = "non-finite objective"
@@ -56,13 +57,21 @@ def repeated_trial(trial: optuna.Trial, inputs_digest: str | None = None) -> int
 
 
 class StopWhenSet(TrainerCallback):
-    """In a packed worker's trial threads (signals reach the main thread only): once `event` is set, the trial
-    stops at its next micro-step or evaluation batch as Ctrl-C would stop it."""
+    """Stops a trial at its next micro-step or evaluation batch, as Ctrl-C would, when the worker is stopping.
+    In a packed worker's trial threads (signals reach the main thread only) once `event` is set; in a sequential
+    worker when a stop signal was received but its exception was lost (see `received_stop`)."""
 
-    def __init__(self, event: threading.Event):
+    def __init__(self, event: threading.Event | None = None):
         self.event = event
 
     def _check(self, *args, **kwargs):
+        received = received_stop()
+        if self.event is None:
+            if received is not None:
+                raise received
+            return
+        if received is not None:
+            self.event.set()
         if self.event.is_set():
             raise KeyboardInterrupt("the worker is stopping")
 
@@ -134,7 +143,7 @@ class TrialObjective:
         evaluations = IntermediateEvaluations(trial, self.spec, self.curves, config.orpo.beta)
         with tempfile.TemporaryDirectory(prefix=f"sweeper-trial-{trial.number}-") as output_dir:
             try:
-                callbacks = [evaluations] if self.stop is None else [evaluations, StopWhenSet(self.stop)]
+                callbacks = [evaluations, StopWhenSet(self.stop)]
                 result = run_trial(config, output_dir, reuse=self.reuse, callbacks=callbacks, pack=self.pack)
             except TrialFailure as failure:
                 self._fail(trial, failure)

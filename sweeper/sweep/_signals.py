@@ -30,6 +30,16 @@ class StopRequested(KeyboardInterrupt):
         self.signum = signum
 
 
+_received: StopRequested | None = None  # the stop signal this process got, kept in case its exception is lost
+
+
+def received_stop() -> StopRequested | None:
+    """The stop signal received inside `stop_signals_interrupt()`, if any. Its exception is raised where the main
+    thread happens to be, and is lost where Python ignores exceptions (a weakref callback, a `__del__`): the worker
+    checks this at its next trial step and before each trial, so a stop is never lost."""
+    return _received
+
+
 def signal_name(error: BaseException) -> str:
     return signal.Signals(getattr(error, "signum", signal.SIGINT)).name
 
@@ -49,16 +59,21 @@ def stop_signals_interrupt() -> Iterator[None]:
         return
 
     def stop(signum: int, _frame) -> None:
+        global _received
         for other in STOP_SIGNALS[1:]:
             signal.signal(other, signal.SIG_IGN)
         request = StopRequested(signum)
+        _received = request
         if not defer_stop(request):  # inside a storage call it is raised as the call returns
             raise request
 
+    global _received
+    _received = None
     previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
+        _received = None
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

@@ -25,7 +25,7 @@ from ._identity import StudyInputs
 from ._objective import TrialObjective
 from ._optuna_study import open_study
 from ._progress import ProgressLine, trials_toward_target
-from ._signals import StopRequested
+from ._signals import StopRequested, received_stop
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,12 @@ def _run_trials(
     """One trial after another until the target or the timeout (a packed worker runs one of these per slot, each
     with its own slot lock, and sets `stopping` to end them all)."""
     while stopping is None or not stopping.is_set():
+        received = received_stop()  # a stop signal whose exception was lost: never start another trial
+        if received is not None:
+            if stopping is None:
+                raise received
+            stopping.set()
+            break
         if spec.timeout_s is not None and time.monotonic() - started >= spec.timeout_s:
             break
         slot.acquire()
@@ -237,6 +243,9 @@ def _run_packed(
     # running thread for finished (the bpo-45274 fix releases the lock the thread still holds).
     try:
         wait_for_slots()
+        received = received_stop()
+        if received is not None:  # its exception was lost, but the slots saw it and stopped
+            raise received
     except KeyboardInterrupt as stop:  # a stop signal, in this thread: each slot's trial stops at its next step
         stopping.set()
         wait_for_slots()

@@ -185,3 +185,46 @@ def test_a_worker_writes_curves_through_the_optuna_storages_own_connection_pool(
     assert stores[0]._engine is opened[0].engine
     with opened[0].engine.connect() as connection:  # the store's close left the storage's pool open
         connection.execute(sqlalchemy.text("select 1"))
+
+
+def _lose_a_stop_signal(monkeypatch, signum):
+    """What a stop signal leaves behind when Python ignores its exception (raised inside a weakref callback, say):
+    the signal is recorded, nothing was raised."""
+    import signal
+
+    from sweeper.sweep import _signals
+
+    monkeypatch.setattr(_signals, "_received", _signals.StopRequested(getattr(signal, signum)))
+
+
+def test_a_lost_stop_signal_starts_no_trial(write_fast_study, monkeypatch):
+    from sweeper.sweep import StopRequested
+
+    study_file = write_fast_study(n_trials=2)
+    _lose_a_stop_signal(monkeypatch, "SIGTERM")
+    with pytest.raises(StopRequested):
+        _sweep(study_file)
+    spec = load_study_spec(study_file)
+    assert optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials() == []
+
+
+@pytest.mark.integration
+def test_a_stop_signal_lost_during_a_trial_stops_it_at_its_next_step_as_interrupted(write_fast_study, monkeypatch):
+    """tests/reliability/test_signals.py saw this in CI: SIGTERM's StopRequested raised inside a weakref callback,
+    ignored by Python, and the worker trained on and exited 0."""
+    from sweeper.sweep import StopRequested, _objective
+
+    class SignalLostAtStep2(_objective.StopWhenSet):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                _lose_a_stop_signal(monkeypatch, "SIGTERM")
+            return super().on_step_end(args, state, control, **kwargs)
+
+    monkeypatch.setattr(_objective, "StopWhenSet", SignalLostAtStep2)
+    study_file = write_fast_study(n_trials=2)
+    with pytest.raises(StopRequested):
+        _sweep(study_file)
+    spec = load_study_spec(study_file)
+    trial, copy = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+    assert trial.state == TrialState.FAIL and trial.user_attrs["failure_reason"] == "interrupted"
+    assert copy.state == TrialState.WAITING and copy.params == trial.params  # SIGTERM: queued again, as always
