@@ -234,14 +234,15 @@ def _check_gradients_arrived(model, backward: dict[str, _Request]) -> None:
 
 
 def _check_packable(config: TrainingConfig) -> None:
-    where = "execution.pack"
+    where = "packed trials (pack above 1)"
     if config.orpo.gradient_checkpointing:
-        raise ConfigError(f"{where}: packed trials do not run with gradient checkpointing; set pack: 1 to use it")
+        raise ConfigError(f"{where} run without gradient checkpointing: set orpo.gradient_checkpointing: false, "
+                          "or pack: 1 to keep it")
     if config.lora.bias != "none":
         raise ConfigError(f"{where}: with lora.bias: {config.lora.bias} the trials would train the same biases; "
                           "set lora.bias: none or pack: 1")
     if config.compute.lean_orpo_forward:
-        raise ConfigError(f"{where}: packed trials compute full logits; set compute.lean_orpo_forward: false")
+        raise ConfigError(f"{where} compute full logits: set compute.lean_orpo_forward: false, or pack: 1 to keep it")
 
 
 def _forward_groups(batch: dict[str, _Request]) -> dict[tuple, dict[str, _Request]]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from functools import partial
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,7 @@ def rows_to_adapters(model: PeftModel, segments: list[tuple[str, int]]):
     for layer in layers:
         if not isinstance(layer, LoraLinear) or any(layer.use_dora.get(name) for name, _ in segments):
             raise ConfigError(
-                f"execution.pack: packed trials support plain LoRA on linear layers, not {type(layer).__name__}"
+                f"packed trials (pack above 1) support plain LoRA on linear layers, not {type(layer).__name__}"
                 f"{' with DoRA' if isinstance(layer, LoraLinear) else ''}; set pack: 1 for this model or config"
             )
         layer.forward = partial(_segmented_lora_forward, layer, segments)
@@ -262,7 +262,7 @@ class _CheckedORPOTrainer(ORPOTrainer):
 def _scaled_backward(accelerator, shared_backward, loss, **kwargs) -> None:
     """`Accelerator.backward` as it runs on one device without a loss scaler, the backward itself shared."""
     if accelerator.scaler is not None or kwargs:
-        raise ConfigError("execution.pack: packed trials run without fp16 loss scaling or optimizer-specific backward")
+        raise ConfigError("packed trials (pack above 1) run without fp16 loss scaling or an optimizer's own backward")
     shared_backward(loss / accelerator.gradient_accumulation_steps)
 
 

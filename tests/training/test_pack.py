@@ -161,7 +161,7 @@ def test_a_packed_trials_adapters_start_where_a_solo_trials_do(fast_config):
 def test_what_a_pack_cannot_train_is_refused_before_training(fast_config, override, fix):
     config = fast_config(**override)
     pack = TrainingPack(load_base_model(config), size=1)
-    with pytest.raises(ConfigError, match="execution.pack") as error, pack.turn(), pack.member(config):
+    with pytest.raises(ConfigError, match="packed trials") as error, pack.turn(), pack.member(config):
         pass
     assert fix in str(error.value)
 
