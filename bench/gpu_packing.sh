@@ -10,7 +10,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 python3 -c "import torch, transformers, peft, accelerate, trl, datasets, pyarrow; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__)" 2>&1 | tee -a "$OUT/device.txt"
 quiet() { grep --line-buffered -v -E "Map|Loading weights|Saving the dataset|Generating|Writing model|it/s\]|Warning|warnings.warn"; }
 cd bench
-timeout "${PACKING_TIMEOUT:-260}" python3 packing.py --qwen --trials 8 --packs 2 4 8 --rounds 2 --max-steps 20 \
+# 2026-12-04: one round of 8 trials x 20 steps took about 5 minutes (solo 95 s, set-up and evaluation dominating);
+# 8 steps a trial should let 2 rounds (each mode twice, interleaved) finish in about 7; each mode's figures print as
+# it ends, so a run cut short still leaves them
+timeout "${PACKING_TIMEOUT:-480}" python3 packing.py --qwen --trials 8 --packs 2 4 8 --rounds ${PACKING_ROUNDS:-2} \
+  --max-steps ${PACKING_STEPS:-8} \
   --work /tmp/bench-packing --json "$OUT/packing.json" 2>&1 | quiet | tee "$OUT/packing.log"
 [ -n "$SKIP_LEAN" ] || timeout "${LEAN_TIMEOUT:-150}" python3 gpu_orpo_memory.py --work-dir /tmp/bench-gpu --json "$OUT/lean.json" 2>&1 \
   | quiet | tee "$OUT/lean.log"

@@ -249,7 +249,11 @@ def main() -> None:
                 rows[mode]["samples_s"].append(samples / timings[mode])
                 rows[mode]["peak_mb"].append(memory.peak / 2**20)
                 rows[mode]["per_forward"].append(per_forward)
-                print(f"  round {round_index + 1} {mode}: {timings[mode]:.1f} s", flush=True)
+                extra = ""
+                if args.qwen:  # printed as it goes: a run cut short by its time limit still leaves these
+                    extra = (f", {rows[mode]['tokens_s'][-1]:.0f} tokens/s, MFU {100 * rows[mode]['mfu'][-1]:.1f}%, "
+                             f"peak CUDA {rows[mode]['cuda_peak_gib'][-1]:.2f} GiB")
+                print(f"  round {round_index + 1} {mode}: {timings[mode]:.1f} s{extra}", flush=True)
             solo_results = results["solo"]
             for mode in modes:
                 rows[mode]["ratio"].append(timings[mode] / timings["solo"])
