@@ -2,6 +2,13 @@
 # The GPU figures of docs/benchmarks.md "Packed trials" and docs/gpu.md, in one run on a device machine whose image
 # has torch, transformers, peft and accelerate but not trl, optuna, datasets, sqlalchemy or pydantic (carried as
 # wheels in .whl/, see /work/.library/device/README.md). Writes its logs under $OUT (or ./runs/gpu-logs).
+# .whl/ is not committed (about 10 MB); build it here, on this machine, with:
+#   for p in trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 optuna==5.1.0 SQLAlchemy==2.1.9 \
+#            alembic==1.20.1 Mako==1.4.3 colorlog==6.12.0 pydantic==2.14.4 pydantic_core==2.50.5 annotated-types \
+#            typing-inspection typing_extensions==4.16.0; do
+#     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any -d .whl "$p"; done
+# The image's own torch, transformers, peft and accelerate are used (2026-12-04: 2.11.0+cu130, 5.17.0, 0.21.0, 1.15.0).
 set -o pipefail
 OUT=${OUT:-runs/gpu-logs}; mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
