@@ -206,7 +206,7 @@ def _run_packed(
     pack = TrainingPack(load_base_model(base), size=spec.pack)
     reuse = TrialReuse()  # used under the pack's turn only: one slot at a time
     stopping = threading.Event()
-    shown = threading.Lock()
+    shown = _Serialized(progress) if progress else None  # one progress line, written by one slot at a time
     objectives: list[TrialObjective] = []
     failures: list[BaseException] = []
     started = time.monotonic()
@@ -219,7 +219,7 @@ def _run_packed(
         )
         objectives.append(objective)
         try:
-            _run_trials(spec, study, objective, slot, _Serialized(progress, shown), heartbeat, started, stopping)
+            _run_trials(spec, study, objective, slot, shown, heartbeat, started, stopping)
         except BaseException as error:  # noqa: BLE001 - the main thread re-raises the first; the other slots stop
             failures.append(error)
             stopping.set()
@@ -263,11 +263,8 @@ def _run_packed(
 class _Serialized:
     """The progress line shown by one slot at a time."""
 
-    def __init__(self, progress: ProgressLine | None, lock: threading.Lock):
-        self._progress, self._lock = progress, lock
-
-    def __bool__(self) -> bool:
-        return self._progress is not None
+    def __init__(self, progress: ProgressLine):
+        self._progress, self._lock = progress, threading.Lock()
 
     def show(self, final: bool = False) -> None:
         with self._lock:

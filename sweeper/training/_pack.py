@@ -48,12 +48,13 @@ class _Request:
 
 @dataclass
 class PackCounts:
-    """What the pack ran: shared forwards and backwards and the trials' rows in them (for the benchmark)."""
+    """What the pack ran: how many trials each shared forward held (for the benchmark and the tests)."""
 
-    forwards: int = 0
-    backwards: int = 0
-    rows: int = 0
     trials_per_forward: list[int] = field(default_factory=list)
+
+    @property
+    def forwards(self) -> int:
+        return len(self.trials_per_forward)
 
 
 class TrainingPack:
@@ -69,7 +70,7 @@ class TrainingPack:
         self._model = self.base_model  # a PeftModel while any trial is in the pack
         self._pad_token_id = pad_token_id
         self._turn = threading.Condition(threading.RLock())
-        self._members: set[str] = set()
+        self._members: dict[str, dict[str, torch.nn.Parameter]] = {}  # each trial's adapter weights, by name
         self._waiting: dict[str, _Request] = {}
         self._joined = itertools.count()
         # threads inside `turn()` that have not joined yet: the pack's next forward waits for them to join
@@ -107,12 +108,13 @@ class TrainingPack:
             name = f"packed{next(self._joined)}"
             set_seed(config.seed)  # LoRA initialisation is random: as `run_orpo` seeds it for a solo trial
             self._model = add_adapter(self._model, name, config)
+            parameters = adapter_parameters(self._model, name)
             try:
-                stand_in = PackedTrialModel(self, name, adapter_parameters(self._model, name), self._model.config)
+                stand_in = PackedTrialModel(self, name, parameters, self._model.config)
             except BaseException:
                 self._model = remove_adapter(self._model, name)
                 raise
-            self._members.add(name)
+            self._members[name] = parameters
             if getattr(self._thread, "entering", False):  # joined: `turn()` has nothing left to undo
                 self._thread.entering = False
                 with self._entering_lock:
@@ -120,7 +122,7 @@ class TrainingPack:
             try:
                 yield stand_in
             finally:
-                self._members.discard(name)
+                del self._members[name]
                 self._waiting.pop(name, None)
                 self._model = remove_adapter(self._model, name)
                 self._run_if_all_waiting()
@@ -162,9 +164,8 @@ class TrainingPack:
             del self._waiting[name]
         try:
             if backward:
-                self.counts.backwards += 1
                 torch.autograd.backward([request.loss for request in backward.values()])
-                _check_gradients_arrived(self._model, backward)
+                self._check_gradients_arrived(backward)
             else:
                 for group in _forward_groups(batch).values():
                     self._shared_forward(group)
@@ -174,6 +175,12 @@ class TrainingPack:
         for request in batch.values():
             request.done = True
         self._turn.notify_all()
+
+    def _check_gradients_arrived(self, backward: dict[str, _Request]) -> None:
+        """A loss that does not lead back to its trial's adapters would train nothing, silently: fail loudly."""
+        for name in backward:
+            if all(parameter.grad is None for parameter in self._members[name].values()):
+                raise RuntimeError(f"packed trial {name}: its loss reached none of its adapter weights (a packing bug)")
 
     def _shared_forward(self, group: dict[str, _Request]) -> None:
         first = next(iter(group.values()))
@@ -195,8 +202,6 @@ class TrainingPack:
                 rows, own_length = request.input_ids.shape
                 request.result = logits[start : start + rows, :own_length]
                 start += rows
-        self.counts.forwards += 1
-        self.counts.rows += input_ids.shape[0]
         self.counts.trials_per_forward.append(len(group))
 
 
@@ -224,13 +229,6 @@ class PackedTrialModel(torch.nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         return CausalLMOutputWithPast(logits=self._pack.forward(self.pack_name, input_ids, attention_mask))
-
-
-def _check_gradients_arrived(model, backward: dict[str, _Request]) -> None:
-    """A loss that does not lead back to its trial's adapters would train nothing, silently: fail loudly instead."""
-    for name in backward:
-        if all(parameter.grad is None for parameter in adapter_parameters(model, name).values()):
-            raise RuntimeError(f"packed trial {name}: its loss reached none of its adapter weights (a bug in packing)")
 
 
 def _check_packable(config: TrainingConfig) -> None:
