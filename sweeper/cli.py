@@ -90,14 +90,14 @@ def _setup_sweep_logging() -> None:
 
 
 def _load_spec(args: argparse.Namespace):
-    from .storage import check_storage_reachable, resolve_storage_url
+    """The study file with the command line's changes; its storage URL resolved, not yet opened (the command opens
+    it once: `_open_for_reading`, `open_checked`)."""
+    from .storage import resolve_storage_url
     from .study import load_study_spec
 
     storage = _storage_argument(args)
     spec = load_study_spec(args.study, n_trials=getattr(args, "n_trials", None), storage=storage)
     updates = {"storage": resolve_storage_url(spec.storage)}  # absolute, so every worker opens the same file
-    if args.command not in ("sweep", "worker", "launch"):  # these check it writable (launch: reachable) themselves
-        check_storage_reachable(updates["storage"], writable=False)
     if getattr(args, "timeout_s", None) is not None:
         if args.timeout_s <= 0:  # model_copy skips the study file's own check
             raise ConfigError(f"--timeout {args.timeout_s:g}: give a positive number of seconds")
@@ -126,23 +126,30 @@ def _storage_argument(args: argparse.Namespace) -> str | None:
     return getattr(args, "storage", None)
 
 
+def _open_for_reading(spec):
+    """The study's storage for a command that only reads it: a clear error where it does not answer, and no empty
+    SQLite file made."""
+    from .storage import Storage
+
+    return Storage.for_reading(spec.storage)
+
+
 def _heartbeat(args: argparse.Namespace):
     from .sweep import HeartbeatSettings
 
     return HeartbeatSettings(interval_s=args.heartbeat_interval, grace_s=args.grace_period)
 
 
-def _print_summary(spec, study_file: str) -> None:
+def _print_summary(spec, storage, study_file: str) -> None:
     import optuna
 
-    from .storage import reading_storage, redact_url
     from .sweep import read_progress
 
-    study = optuna.load_study(study_name=spec.study_name, storage=reading_storage(spec.storage))
+    study = optuna.load_study(study_name=spec.study_name, storage=storage.optuna)
     progress = read_progress(study, spec.n_trials)
     print(
         f"study {spec.study_name}: {progress.done} trials finished ({progress.failed} failed), "
-        f"Pareto front {progress.pareto_size}, storage {redact_url(spec.storage)}\n"
+        f"Pareto front {progress.pareto_size}, storage {storage.redacted}\n"
         f"next: sweeper status {study_file}"
     )
 
@@ -152,7 +159,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _quiet_libraries()
     _setup_sweep_logging()
     from .storage import storage_failures_explained
-    from .sweep import check_study_inputs, exit_code, launch_workers, run_worker, signal_name, stop_signals_interrupt
+    from .sweep import exit_code, launch_workers, open_checked, run_worker, signal_name, stop_signals_interrupt
     from .sweep import visible_gpus
 
     if args.workers is None:
@@ -161,19 +168,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers {args.workers}: give 1 or more worker processes")
     try:
         with stop_signals_interrupt():
-            inputs = check_study_inputs(spec)  # storage, data and prompt lengths: fail once here, not in every trial
-            with storage_failures_explained(spec.storage):
+            # storage, data and prompt lengths: fail once here, not in every trial
+            storage, inputs = open_checked(spec, _heartbeat(args))
+            with storage, storage_failures_explained(spec.storage):
                 if args.workers > 1:
                     code = launch_workers(
-                        args.study, spec, args.workers, _heartbeat(args), inputs, args.allow_changed_inputs
+                        args.study, spec, args.workers, _heartbeat(args), inputs, args.allow_changed_inputs, storage
                     )
                 else:
                     run_worker(
-                        spec, heartbeat=_heartbeat(args), inputs=inputs, allow_changed_inputs=args.allow_changed_inputs
+                        spec, heartbeat=_heartbeat(args), inputs=inputs, allow_changed_inputs=args.allow_changed_inputs,
+                        storage=storage,
                     )
                     code = 0
-                _print_summary(spec, args.study)
-                _write_hand_off(spec)
+                _print_summary(spec, storage, args.study)
+                _write_hand_off(spec, storage)
     except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM or SIGHUP
         print(f"\ninterrupted ({signal_name(stop)}): the running trial is stored as FAIL (reason: interrupted), "
               "every worker stopped; run again to resume", file=sys.stderr)
@@ -186,18 +195,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _quiet_libraries()
     _setup_sweep_logging()
     from .storage import storage_failures_explained
-    from .sweep import check_study_inputs, dump_stack_on_signal, exit_code, run_worker, stop_signals_interrupt
+    from .sweep import dump_stack_on_signal, exit_code, open_checked, run_worker, stop_signals_interrupt
     from .sweep import watch_launcher
 
     dump_stack_on_signal()  # a worker stuck after a stop signal shows where (see sweep/_launch.py)
     watch = watch_launcher()  # launched by `sweep --workers N`: stop when the launcher is gone
     try:
         with stop_signals_interrupt():
-            inputs = check_study_inputs(spec)
-            with storage_failures_explained(spec.storage):
+            storage, inputs = open_checked(spec, _heartbeat(args))
+            with storage, storage_failures_explained(spec.storage):
                 run_worker(
                     spec, heartbeat=_heartbeat(args), show_progress=not args.no_progress, inputs=inputs,
-                    allow_changed_inputs=args.allow_changed_inputs,
+                    allow_changed_inputs=args.allow_changed_inputs, storage=storage,
                 )
     except KeyboardInterrupt as stop:
         return exit_code(stop)
@@ -225,15 +234,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from .study import label_legend, short_label
 
-    from .storage import reading_storage, redact_url
     from .sweep import status_rows
 
     spec = _load_spec(args)
+    storage = _open_for_reading(spec)
     try:
-        study = optuna.load_study(study_name=spec.study_name, storage=reading_storage(spec.storage))
+        study = optuna.load_study(study_name=spec.study_name, storage=storage.optuna)
     except KeyError:
         raise ConfigError(
-            f"{args.study}: no study {spec.study_name!r} in {redact_url(spec.storage)} yet; run `sweeper sweep {args.study}`"
+            f"{args.study}: no study {spec.study_name!r} in {storage.redacted} yet; run `sweeper sweep {args.study}`"
         ) from None
     rows = status_rows(study)
     if args.json:
@@ -242,7 +251,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     names = study.metric_names or [f"value {i}" for i in range(len(study.directions))]
     parameters = list(dict.fromkeys(name for row in rows for name in row["params"]))
     # short labels, one column per parameter, no vertical rules: readable in an 80-column terminal
-    table = Table(title=f"{spec.study_name} ({redact_url(spec.storage)}); * = Pareto front", box=box.SIMPLE_HEAD,
+    table = Table(title=f"{spec.study_name} ({storage.redacted}); * = Pareto front", box=box.SIMPLE_HEAD,
                   pad_edge=False, collapse_padding=True,
                   title_justify="left")
     cells = []
@@ -302,7 +311,7 @@ def _claim_hand_off_folder(folder: Path, storage_url: str) -> None:
 HAND_OFF_STATE = ".study-state"  # in a hand-off folder: the fingerprint of the study its report and export show
 
 
-def study_state(storage_url: str, study_name: str) -> str:
+def study_state(storage, study_name: str) -> str:
     """A fingerprint of everything the hand-off shows: each trial's number, state, values and completion time, the
     study's attributes, its replicates', and sweeper's version. Equal fingerprints, equal report and export."""
     import hashlib
@@ -310,42 +319,40 @@ def study_state(storage_url: str, study_name: str) -> str:
 
     import optuna
 
-    from .storage import reading_storage, replicates_study_name
+    from .storage import replicates_study_name
 
-    storage = reading_storage(storage_url)
-    names = {summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    names = storage.study_names()
     digest = hashlib.sha256(metadata.version("sweeper").encode())
     for name in (study_name, replicates_study_name(study_name)):
         if name not in names:
             continue
-        study = optuna.load_study(study_name=name, storage=storage)
+        study = optuna.load_study(study_name=name, storage=storage.optuna)
         digest.update(json.dumps(study.user_attrs, sort_keys=True, default=str).encode())
         for trial in study.get_trials(deepcopy=False):
             digest.update(repr((trial.number, trial.state.name, trial.values, trial.datetime_complete)).encode())
     return digest.hexdigest()
 
 
-def _write_hand_off(spec) -> None:
+def _write_hand_off(spec, storage) -> None:
     """The sweep's hand-off: the report and the Pareto export, once the study has completed trials. Skipped when
     nothing they show has changed since they were written: resuming a finished large study costs no analysis."""
     from .analysis import analyze_study
     from .export import export_pareto
     from .report import write_report
-    from .storage import STORAGE_RETRY_S
 
-    folder = hand_off_folder(spec.storage, spec.study_name)
-    state = study_state(spec.storage, spec.study_name)
+    folder = hand_off_folder(storage.url, spec.study_name)
+    state = study_state(storage, spec.study_name)
     written = folder / HAND_OFF_STATE
     if written.is_file() and written.read_text(encoding="utf-8").strip() == state and \
             (folder / "report.html").is_file() and (folder / "export" / "manifest.yaml").is_file():
         print(f"report and export in {folder}: unchanged, the study has no new trials since they were written")
         return
-    # the storage served the sweep a moment ago: a server that is away now is restarting, so wait for it
-    analysis = analyze_study(spec.study_name, spec.storage, storage_retry_s=STORAGE_RETRY_S)
+    # on the sweep's own storage: a server that is away now is restarting, and every read rides through that
+    analysis = analyze_study(spec.study_name, storage)
     if not analysis.completed:
         return
     try:
-        _claim_hand_off_folder(folder, spec.storage)
+        _claim_hand_off_folder(folder, storage.url)
         written.unlink(missing_ok=True)  # a hand-off cut short must not pass for a finished one
         report = write_report(analysis, folder / "report.html")
         manifest = export_pareto(analysis, folder / "export")
@@ -361,7 +368,8 @@ def _analyze(args: argparse.Namespace, require_completed: bool = True):
     from .analysis import analyze_study
 
     spec = _load_spec(args)
-    analysis = analyze_study(spec.study_name, spec.storage)
+    with _open_for_reading(spec) as storage:
+        analysis = analyze_study(spec.study_name, storage)
     if require_completed and not analysis.completed:
         raise ConfigError(
             f"{args.study}: study {spec.study_name!r} has no completed trials yet; run `sweeper sweep {args.study}`"
@@ -403,7 +411,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from .dashboard import DEFAULT_PORT, HostError, dashboard_url, exposed, free_port, port_is_free, serve_dashboard
 
     spec = _load_spec(args)
-    study = load_stored_study(spec.study_name, spec.storage)
+    storage = _open_for_reading(spec)
+    study = load_stored_study(spec.study_name, storage)
     port = args.port
     try:
         if port is None:
@@ -422,7 +431,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
               "delete studies; use it on a trusted network only", file=sys.stderr)
     # optuna-dashboard's URLs use the storage's study id, which Optuna keeps in a private attribute
     print(f"optuna-dashboard: {dashboard_url(args.host, port, study._study_id)} (Ctrl-C stops it)", flush=True)
-    serve_dashboard(spec.storage, args.host, port)
+    serve_dashboard(storage.optuna, args.host, port)
     return 0
 
 

@@ -14,17 +14,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import ConfigError
-from ..storage import (
-    CurveStore,
-    TrialRecord,
-    check_storage_reachable,
-    reading_storage,
-    redact_url,
-    rerun_map,
-    stored_failure_reason,
-    replicates_study_name,
-    resolve_storage_url,
-)
+from ..storage import Storage, TrialRecord, rerun_map, stored_failure_reason, replicates_study_name
 from ._advice import advise
 from ._claims import judge_claims, judge_side
 from ._correlation import N_BOOTSTRAP, direction_of, high_minus_low, spearman_with_ci, strength_of
@@ -65,62 +55,52 @@ def _quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(verbosity)
 
 
-def load_stored_study(study_name: str, storage: str, storage_retry_s: float = 0.0) -> optuna.Study:
-    url = resolve_storage_url(storage)
-    return _study_in(_open_for_reading(url, storage_retry_s), study_name, url)
-
-
-def _open_for_reading(url: str, retry_s: float) -> optuna.storages.RDBStorage:
-    check_storage_reachable(url, writable=False, retry_s=retry_s)  # a clear error, and no empty SQLite file made
-    return reading_storage(url)
-
-
-def _study_in(rdb: optuna.storages.RDBStorage, study_name: str, url: str) -> optuna.Study:
+def load_stored_study(study_name: str, storage: Storage) -> optuna.Study:
+    """The stored study, or a `ConfigError` naming the studies that storage does hold."""
     try:
-        return optuna.load_study(study_name=study_name, storage=rdb)
+        return optuna.load_study(study_name=study_name, storage=storage.optuna)
     except KeyError:
-        known = ", ".join(summary.study_name for summary in optuna.get_all_study_summaries(rdb)) or "none"
+        known = ", ".join(sorted(storage.study_names())) or "none"
         raise ConfigError(
-            f"no study {study_name!r} in {redact_url(url)} (studies there: {known}); run `sweeper sweep` first"
+            f"no study {study_name!r} in {storage.redacted} (studies there: {known}); run `sweeper sweep` first"
         ) from None
 
 
 def analyze_study(
     study_name: str,
-    storage: str,
+    storage: Storage | str,
     rule: FitRule = FitRule(),
     n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
-    storage_retry_s: float = 0.0,
 ) -> StudyAnalysis:
-    """Everything `sweeper analyze`, the report and the export show, computed from storage alone. `storage_retry_s`:
-    how long an unreachable server is waited for before the first read (later reads always ride through a restart)."""
-    url = resolve_storage_url(storage)
+    """Everything `sweeper analyze`, the report and the export show, computed from storage alone. `storage`: the
+    command's (see `Storage`), or a storage URL, opened for reading here and closed after."""
+    if isinstance(storage, str):
+        with Storage.for_reading(storage) as opened:
+            return analyze_study(study_name, opened, rule, n_bootstrap, seed)
     with _quiet_optuna():
-        rdb = _open_for_reading(url, storage_retry_s)
-        study = _study_in(rdb, study_name, url)
+        study = load_stored_study(study_name, storage)
         directions = [direction.name.lower() for direction in study.directions]
         names = study.metric_names or [f"value_{i}" for i in range(len(directions))]
         objectives = [ObjectiveInfo(name, direction) for name, direction in zip(names, directions, strict=True)]
-        with CurveStore(url, engine=rdb.engine) as curves:  # the storage's connection pool, not a second one
-            curve_rows = _by_trial(curves.read(study_name, metrics=LOSS_METRICS))
-            frozen = study.get_trials(deepcopy=False)
-            rows = _trial_rows(frozen, curve_rows, names)
-            best_gain = best_improvement([row.fit for row in rows if row.fit])
-            for row in rows:
-                if row.fit is not None:
-                    row.fit = label_fit(row.fit, best_gain, rule)
+        curve_rows = _by_trial(storage.curves.read(study_name, metrics=LOSS_METRICS))
+        frozen = study.get_trials(deepcopy=False)
+        rows = _trial_rows(frozen, curve_rows, names)
+        best_gain = best_improvement([row.fit for row in rows if row.fit])
+        for row in rows:
+            if row.fit is not None:
+                row.fit = label_fit(row.fit, best_gain, rule)
 
-            complete = [t for t in frozen if t.state == TrialState.COMPLETE]
-            if not complete:
-                pareto_numbers = []
-            elif len(directions) > 1:
-                pareto_numbers = sorted(t.number for t in study.best_trials)
-            else:
-                pareto_numbers = [study.best_trial.number]
-            for row in rows:
-                row.pareto = row.number in pareto_numbers
-            spread = _seed_spread(study_name, rdb, curves, rows, names, best_gain, rule)
+        complete = [t for t in frozen if t.state == TrialState.COMPLETE]
+        if not complete:
+            pareto_numbers = []
+        elif len(directions) > 1:
+            pareto_numbers = sorted(t.number for t in study.best_trials)
+        else:
+            pareto_numbers = [study.best_trial.number]
+        for row in rows:
+            row.pareto = row.number in pareto_numbers
+        spread = _seed_spread(study_name, storage, rows, names, best_gain, rule)
 
         parameters = _parameters(complete)
         completed_rows = [row for row in rows if row.state == "COMPLETE"]
@@ -159,7 +139,7 @@ def analyze_study(
         )
     return StudyAnalysis(
         study_name=study_name,
-        storage=redact_url(url),
+        storage=storage.redacted,
         objectives=objectives,
         parameters=parameters,
         fit_rule=rule,
@@ -492,21 +472,19 @@ def _pareto_curves(
 
 def _seed_spread(
     study_name: str,
-    rdb: optuna.storages.RDBStorage,
-    curves: CurveStore,
+    storage: Storage,
     rows: Sequence[TrialRow],
     names: Sequence[str],
     best_gain: float | None,
     rule: FitRule,
 ):
     companion = replicates_study_name(study_name)
-    stored = {summary.study_name for summary in optuna.get_all_study_summaries(rdb)}
     replicates: list[tuple[int, TrialRow]] = []
-    if companion in stored:
-        trials = optuna.load_study(study_name=companion, storage=rdb).get_trials(
+    if companion in storage.study_names():
+        trials = optuna.load_study(study_name=companion, storage=storage.optuna).get_trials(
             deepcopy=False, states=(TrialState.COMPLETE,)
         )
-        replicate_rows = _trial_rows(trials, _by_trial(curves.read(companion, metrics=LOSS_METRICS)), names)
+        replicate_rows = _trial_rows(trials, _by_trial(storage.curves.read(companion, metrics=LOSS_METRICS)), names)
         for trial, row in zip(trials, replicate_rows, strict=True):
             if row.fit is not None:
                 row.fit = label_fit(row.fit, best_gain, rule)

@@ -63,8 +63,9 @@ def dashboard_url(host: str, port: int, study_id: int | None = None) -> str:
     return f"http://{shown}:{port}{path}"
 
 
-def serve_dashboard(storage_url: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve until interrupted. `storage_url` is a resolved storage URL (see sweeper.storage.resolve_storage_url)."""
+def serve_dashboard(storage, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Serve until interrupted. `storage`: the command's Optuna storage (`Storage.optuna`), or a resolved storage
+    URL (see sweeper.storage.resolve_storage_url)."""
     import optuna_dashboard
 
-    optuna_dashboard.run_server(storage_url, host=host, port=port)
+    optuna_dashboard.run_server(storage, host=host, port=port)

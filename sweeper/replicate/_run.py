@@ -14,13 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import ConfigError, build_training_config
-from ..storage import (
-    CurveStore,
-    TrialRecord,
-    open_storage,
-    redact_url,
-    replicates_study_name,
-)
+from ..storage import CurveStore, Storage, TrialRecord, replicates_study_name
 from ..study import StudySpec
 from ..sweep import HeartbeatSettings, TrialObjective, open_study
 from ..trial import TrialFailure
@@ -98,16 +92,20 @@ def run_replicates(
     seeds: int,
     heartbeat: HeartbeatSettings = HeartbeatSettings(),
     device_count: int = 1,
+    storage: Storage | None = None,
 ) -> list[ReplicateRun]:
-    """Run every missing (source trial, seed) replicate of the top `top` Pareto trials; return all of them."""
+    """Run every missing (source trial, seed) replicate of the top `top` Pareto trials; return all of them.
+    `storage`: the command's (see `Storage`); without it, the study's is opened here."""
     if top < 1 or seeds < 1:
         raise ConfigError(f"--top {top} --seeds {seeds}: both must be 1 or more")
-    storage = open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
+    if storage is None:
+        with Storage.open(spec.storage, heartbeat.interval_s, heartbeat.grace_s, existing=True) as opened:
+            return run_replicates(spec, top, seeds, heartbeat, device_count, opened)
     try:
-        source_study = optuna.load_study(study_name=spec.study_name, storage=storage)
+        source_study = optuna.load_study(study_name=spec.study_name, storage=storage.optuna)
     except KeyError:
         raise ConfigError(
-            f"no study {spec.study_name!r} in {redact_url(spec.storage)}; run `sweeper sweep` before replicating it"
+            f"no study {spec.study_name!r} in {storage.redacted}; run `sweeper sweep` before replicating it"
         ) from None
     sources = {trial.number: trial for trial in top_pareto_trials(source_study, top)}
     for trial in sources.values():
@@ -118,7 +116,7 @@ def run_replicates(
             )
         check_reproducible(spec, trial)
     companion_spec = spec.model_copy(update={"study_name": replicates_study_name(spec.study_name), "n_trials": None})
-    study = open_study(companion_spec, storage)
+    study = open_study(companion_spec, storage.optuna)
 
     def pairs(states: tuple[TrialState, ...]) -> set[tuple[int, int]]:
         records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False, states=states)]
@@ -131,10 +129,9 @@ def run_replicates(
                 queued_record = TrialRecord(replicate_of=number, replicate_seed=seed)
                 study.enqueue_trial(dict(source.params), user_attrs=queued_record.user_attrs())
     all_sources = {t.number: t for t in source_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-    with CurveStore(spec.storage, engine=storage.engine) as curves:
-        objective = _ReplicateObjective(companion_spec, all_sources, curves, device_count)
-        while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            study.optimize(objective, n_trials=1, catch=(TrialFailure,))
+    objective = _ReplicateObjective(companion_spec, all_sources, storage.curves, device_count)
+    while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        study.optimize(objective, n_trials=1, catch=(TrialFailure,))
 
     wanted = {(number, seed) for number, source in sources.items() for seed in _seeds_of(source, seeds)}
     runs = [(TrialRecord.of(t), t) for t in study.get_trials(deepcopy=False)]

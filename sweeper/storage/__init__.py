@@ -1,6 +1,7 @@
 """Storage: Optuna's tables and the curves table in one SQLite file or PostgreSQL database.
 
-`open_storage` gives the `RDBStorage` a study runs on (heartbeats on, dead workers' trials re-queued), and
+`Storage` is what a command opens once and passes down (see `_handle.py`): Optuna's storage, the curves table and
+the trial slot lock on one engine. `open_storage` gives the `RDBStorage` a study runs on (heartbeats on, dead workers' trials re-queued), and
 `reading_storage` one for reading a stored study;
 `CurveStore` holds every logged curve point; `TrialRecord` is what a trial stores as user attributes, `store` sets
 its fields and `record_trial_result` puts a trial's outcome into it.
@@ -9,6 +10,7 @@ its fields and `record_trial_result` puts a trial's outcome into it.
 from ._curves import CURVES_TABLE, CurvePointRow, CurveStore, create_curves_table
 from ._rdb import beating_trials, open_storage, reading_storage
 from ._slot_lock import TrialSlotLock
+from ._handle import Storage
 from ._optuna_internals import RETRIED_FROM, RETRY_HISTORY, compute_hypervolume, storage_url
 from ._record import (
     WORKER_DIED,
@@ -34,6 +36,7 @@ __all__ = [
     "WORKER_DIED",
     "rerun_map",
     "stored_failure_reason",
+    "Storage",
     "TrialRecord",
     "store",
     "TrialSlotLock",

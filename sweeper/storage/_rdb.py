@@ -14,7 +14,7 @@ from sweeper.config import ConfigError
 from ._curves import create_curves_table
 from ._retry import RetryingRDBStorage, call_with_retries
 from ._optuna_internals import HEARTBEAT_TABLE, rdb_storage, trial_id
-from ._reachable import check_storage_reachable
+from ._reachable import check_sqlite_file, connect_errors_explained
 from ._url import engine_options, resolve_storage_url
 
 
@@ -37,8 +37,8 @@ def open_storage(
     """
     _check_heartbeat_settings(heartbeat_interval_s, grace_period_s, max_retry)
     resolved = resolve_storage_url(url)
-    check_storage_reachable(resolved)
-    with warnings.catch_warnings():
+    check_sqlite_file(resolved, writable=True)
+    with warnings.catch_warnings(), connect_errors_explained(resolved):
         # Heartbeats are experimental in Optuna; we opt in knowingly, so do not warn every worker.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         heartbeat_settings = {}
@@ -75,14 +75,17 @@ def _created_once(create):
 
 
 def reading_storage(url: str) -> optuna.storages.RDBStorage:
-    """Optuna's storage at `url` for reading a study (analysis, report, status), riding through a database restart,
-    the connection and schema check it opens with included."""
+    """Optuna's storage at `url` for reading a study (analysis, report, status); never creates a SQLite file. A
+    server that does not answer is a `ConfigError` at once; later calls ride through a restart as every call does."""
     resolved = resolve_storage_url(url)
-    return call_with_retries(
-        resolved,
-        "opening the storage",
-        lambda: RetryingRDBStorage(resolved, engine_kwargs=engine_options(resolved)),
-    )
+    check_sqlite_file(resolved, writable=False)
+    with connect_errors_explained(resolved):
+        return call_with_retries(
+            resolved,
+            "opening the storage",
+            lambda: RetryingRDBStorage(resolved, engine_kwargs=engine_options(resolved)),
+            retry_s=0.0,
+        )
 
 
 def beating_trials(study: optuna.Study) -> list[int]:

@@ -30,15 +30,20 @@ def _advisory_key(study_name: str) -> int:
 class TrialSlotLock:
     """`acquire()` blocks until this worker may check the target and start a trial; `release()` is idempotent."""
 
-    def __init__(self, url: str, study_name: str) -> None:
+    def __init__(self, url: str, study_name: str, engine: sqlalchemy.Engine | None = None) -> None:
+        """`engine`: the storage's own (see `Storage`), whose connections the lock takes out of the pool for good, so
+        that closing one ends its session and the lock with it; without it, the lock makes its own engine."""
         resolved = resolve_storage_url(url)
         parsed = make_url(resolved)
         self._key = _advisory_key(study_name)
         self._held = False
         self._engine = self._connection = self._file = None
+        self._owns_engine = False
         self._lock_path: Path | None = None
         if parsed.get_backend_name() == "postgresql":
-            self._engine = sqlalchemy.create_engine(resolved, poolclass=sqlalchemy.NullPool, **engine_options(resolved))
+            self._owns_engine = engine is None
+            self._engine = engine or sqlalchemy.create_engine(resolved, poolclass=sqlalchemy.NullPool,
+                                                              **engine_options(resolved))
         elif parsed.get_backend_name() == "sqlite":
             self._lock_path = Path(f"{parsed.database}.{hashlib.sha256(study_name.encode()).hexdigest()[:12]}.lock")
 
@@ -54,6 +59,8 @@ class TrialSlotLock:
 
     def _lock_on_server(self) -> None:
         connection = self._engine.connect()
+        # a session-level lock lives as long as its session: this connection is closed, never returned to a pool
+        connection.detach()
         try:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
             connection.commit()
@@ -83,5 +90,5 @@ class TrialSlotLock:
 
     def close(self) -> None:
         self.release()
-        if self._engine is not None:
+        if self._owns_engine:
             self._engine.dispose()

@@ -21,6 +21,7 @@ _EXPORTS = {
     "open_study": "_optuna_study",
     "stored_spec": "_optuna_study",
     "check_study_inputs": "_preflight",
+    "open_checked": "_preflight",
     "representative_config": "_preflight",
     "ProgressLine": "_progress",
     "read_progress": "_progress",

@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from ..storage import open_storage
+from ..storage import Storage
 from ..study import StudySpec
 from ._identity import StudyInputs
 from ._optuna_study import open_study
 from ._signals import PARENT_PID_ENV, STACK_DUMP_SIGNAL, die_with_parent
 from ._progress import ProgressLine
-from ._worker import HeartbeatSettings, requeue_dead_workers_trials, target_reached
+from ._worker import HeartbeatSettings, requeue_dead_workers_trials, storage_for, target_reached
 
 # The storage URL reaches workers through their environment: a command line (with any password in the URL) is
 # readable by every user of the machine, a process's environment only by its owner.
@@ -54,6 +54,7 @@ def launch_workers(
     heartbeat: HeartbeatSettings,
     inputs: StudyInputs | None = None,
     allow_changed_inputs: bool = False,
+    storage: Storage | None = None,
 ) -> int:
     """Start the workers, show one progress line for all of them, and return an exit code: a worker's error code
     (the worst) if one failed; else 0 when the study reached its target, even if a worker was killed on the way (the
@@ -61,9 +62,22 @@ def launch_workers(
     gpus = visible_gpus()
     if gpus and n_workers > len(gpus):
         print(f"warning: {n_workers} workers share {len(gpus)} GPU(s); each GPU runs several trials at once", file=sys.stderr)
+    with storage_for(spec, heartbeat, storage) as opened:
+        return _launch(study_file, spec, n_workers, heartbeat, gpus, inputs, allow_changed_inputs, opened)
+
+
+def _launch(
+    study_file: str | Path,
+    spec: StudySpec,
+    n_workers: int,
+    heartbeat: HeartbeatSettings,
+    gpus: list[str],
+    inputs: StudyInputs | None,
+    allow_changed_inputs: bool,
+    storage: Storage,
+) -> int:
     # create (or check and join) before the workers join; they then find the inputs this command recorded
-    storage = open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
-    study = open_study(spec, storage, inputs, allow_changed_inputs)
+    study = open_study(spec, storage.optuna, inputs, allow_changed_inputs)
     progress = ProgressLine(study, spec.n_trials)
     workers = []
     for index in range(n_workers):
@@ -77,7 +91,7 @@ def launch_workers(
         if spec.timeout_s is not None:
             command += ["--timeout", str(spec.timeout_s)]
         command += ["--pack", str(spec.pack)]
-        env = {**worker_environment(index, n_workers, gpus), STORAGE_ENV: spec.storage, PARENT_PID_ENV: str(os.getpid())}
+        env = {**worker_environment(index, n_workers, gpus), STORAGE_ENV: storage.url, PARENT_PID_ENV: str(os.getpid())}
         # own session: a terminal's Ctrl-C reaches the launcher only, which passes one SIGINT on to each worker;
         # the parent-death signal stops a worker whose launcher was killed outright
         workers.append(subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=die_with_parent))

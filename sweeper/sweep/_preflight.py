@@ -7,15 +7,13 @@ fail every trial in turn and leave a study full of FAIL trials behind; here they
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
-from sqlalchemy.engine import make_url
 
 from ..config import ConfigError, TrainingConfig, build_training_config
-from ..storage import check_storage_reachable
+from ..storage import Storage
 from ..study import StudySpec
 from ..training import prepare_pairs
 from ._identity import StudyInputs, study_inputs
+from ._worker import HeartbeatSettings
 
 MAX_LENGTH = "orpo.max_length"
 log = logging.getLogger(__name__)
@@ -30,32 +28,25 @@ def representative_config(spec: StudySpec) -> TrainingConfig:
     return build_training_config(spec.base_mapping, overrides, source=f"{spec.base_config}")
 
 
-def _sqlite_file_to_be_created(url: str) -> Path | None:
-    """The SQLite file that checking the storage will create, or None (it exists, or the storage is a server)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    path = Path(parsed.database)
-    return None if path.exists() else path
-
-
-def _remove_created(path: Path | None) -> None:
-    if path is None:
-        return
-    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        leftover.unlink(missing_ok=True)
+def open_checked(spec: StudySpec, heartbeat: HeartbeatSettings) -> tuple[Storage, StudyInputs]:
+    """The command's storage, opened (its first check: a storage that does not answer fails here, with the fix
+    named), and the study's inputs checked (`check_study_inputs`). A refused sweep leaves nothing behind, not an
+    empty database."""
+    storage = Storage.open(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
+    try:
+        return storage, check_study_inputs(spec)
+    except BaseException:
+        storage.discard()
+        raise
 
 
 def check_study_inputs(spec: StudySpec) -> StudyInputs:
-    """Raise ConfigError when the storage does not answer or the data leaves no trial anything to train on; return
-    what the study is built on, for `open_study` to remember or compare."""
-    created = _sqlite_file_to_be_created(spec.storage)
-    check_storage_reachable(spec.storage)
+    """Raise ConfigError when the data leaves no trial anything to train on; return what the study is built on, for
+    `open_study` to remember or compare."""
     try:
         representative = representative_config(spec)
         pairs = prepare_pairs(representative)
     except ConfigError as error:
-        _remove_created(created)  # a refused sweep leaves nothing behind, not an empty database
         raise ConfigError(f"base_config {spec.base_config}: {error}") from None
     train, validation = pairs.checks
     log.info(

@@ -8,6 +8,8 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import optuna
@@ -15,7 +17,7 @@ from optuna.trial import TrialState
 
 from ..metrics import INTERRUPTED
 from ..storage import (
-    RETRIED_FROM, RETRY_HISTORY, CurveStore, TrialRecord, TrialSlotLock, beating_trials, open_storage,
+    RETRIED_FROM, RETRY_HISTORY, Storage, TrialRecord, TrialSlotLock, beating_trials,
 )
 from ..config import build_training_config
 from ..study import StudySpec, beta_scaled_warnings
@@ -42,6 +44,16 @@ class HeartbeatSettings:
 
     interval_s: int = 10
     grace_s: int = 60
+
+
+@contextmanager
+def storage_for(spec: StudySpec, heartbeat: HeartbeatSettings, given: Storage | None) -> Iterator[Storage]:
+    """The command's storage where it passed one (see `Storage`); else the study's, opened here and closed after."""
+    if given is not None:
+        yield given
+        return
+    with Storage.open(spec.storage, heartbeat.interval_s, heartbeat.grace_s) as opened:
+        yield opened
 
 
 def target_reached(study: optuna.Study, spec: StudySpec) -> bool:
@@ -88,16 +100,29 @@ def run_worker(
     device_count: int = 1,
     inputs: StudyInputs | None = None,
     allow_changed_inputs: bool = False,
+    storage: Storage | None = None,
 ) -> optuna.Study:
     """Run trials until the target or timeout. Ctrl-C propagates as KeyboardInterrupt after the running trial
     is recorded as FAIL with reason `interrupted`; after SIGTERM a copy of that trial is queued as well. `inputs` (from `check_study_inputs`) are checked against what
     the study was built on, and each trial records their version. With `spec.pack` above 1 the worker trains that
-    many trials at once on one base model (`_run_packed`)."""
-    storage = open_storage(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
-    study = open_study(spec, storage, inputs, allow_changed_inputs)
+    many trials at once on one base model (`_run_packed`). `storage`: the command's (see `Storage`); without it the
+    worker opens the study's own."""
+    with storage_for(spec, heartbeat, storage) as opened:
+        return _run_worker(spec, opened, heartbeat, show_progress, device_count, inputs, allow_changed_inputs)
+
+
+def _run_worker(
+    spec: StudySpec,
+    storage: Storage,
+    heartbeat: HeartbeatSettings,
+    show_progress: bool,
+    device_count: int,
+    inputs: StudyInputs | None,
+    allow_changed_inputs: bool,
+) -> optuna.Study:
+    study = open_study(spec, storage.optuna, inputs, allow_changed_inputs)
     for warning in beta_scaled_warnings(spec):
         log.warning(warning)
-    curves = CurveStore(spec.storage, engine=storage.engine)  # one connection pool for Optuna and the curves
     progress = ProgressLine(study, spec.n_trials) if show_progress else None
     # What is alive now (imported modules: ~0.5M objects with torch and TRL) lives as long as the worker. Frozen, it
     # is skipped by the full collections each trial triggers (the trainer's and ours), about 0.3 s each on a CPU.
@@ -105,12 +130,12 @@ def run_worker(
     gc.freeze()
     try:
         if spec.pack > 1:
-            _run_packed(spec, study, curves, progress, heartbeat, device_count, inputs)
+            _run_packed(spec, study, storage, progress, heartbeat, device_count, inputs)
         else:
-            slot = TrialSlotLock(spec.storage, spec.study_name)
+            slot = TrialSlotLock(storage.url, spec.study_name, engine=storage.engine)
             # the new trial exists (and counts toward the target) once the objective runs: other workers may check now
             objective = TrialObjective(
-                spec, curves, device_count, on_trial_created=slot.release, reuse=TrialReuse(),
+                spec, storage.curves, device_count, on_trial_created=slot.release, reuse=TrialReuse(),
                 inputs_digest=inputs.digest if inputs else None,
             )
             try:
@@ -119,7 +144,6 @@ def run_worker(
                 slot.close()
     finally:
         gc.unfreeze()
-        curves.close()
         if progress:
             progress.show(final=True)
     return study
@@ -191,7 +215,7 @@ def _requeue_after_sigterm(study: optuna.Study, stop: StopRequested, number: int
 def _run_packed(
     spec: StudySpec,
     study: optuna.Study,
-    curves: CurveStore,
+    storage: Storage,
     progress: ProgressLine | None,
     heartbeat: HeartbeatSettings,
     device_count: int,
@@ -212,9 +236,10 @@ def _run_packed(
     started = time.monotonic()
 
     def run_slot() -> None:
-        slot = TrialSlotLock(spec.storage, spec.study_name)  # its own lock: slots ask as separate workers would
+        # its own lock: slots ask as separate workers would
+        slot = TrialSlotLock(storage.url, spec.study_name, engine=storage.engine)
         objective = TrialObjective(
-            spec, curves, device_count, on_trial_created=slot.release, reuse=reuse,
+            spec, storage.curves, device_count, on_trial_created=slot.release, reuse=reuse,
             inputs_digest=inputs.digest if inputs else None, pack=pack, stop=stopping,
         )
         objectives.append(objective)

@@ -12,7 +12,7 @@ from sweeper.cli import main
 from sweeper.config import ConfigError
 from sweeper.storage import open_storage
 from sweeper.study import load_study_spec
-from sweeper.sweep import INPUTS_ATTR, check_study_inputs, open_study
+from sweeper.sweep import INPUTS_ATTR, HeartbeatSettings, check_study_inputs, open_checked, open_study
 from sweeper.sweep._identity import INPUTS_HISTORY_ATTR
 
 
@@ -101,5 +101,5 @@ def test_a_refused_preflight_leaves_no_empty_database(tmp_path, write_fast_study
     _write_data(data, [{"prompt": "p", "chosen": "same", "rejected": "same"}] * 3)
     study_file = write_fast_study(training={"data.source": str(data)}, storage=f"sqlite:///{tmp_path / 'new.db'}")
     with pytest.raises(ConfigError, match="identical"):
-        check_study_inputs(load_study_spec(study_file))
-    assert not (tmp_path / "new.db").exists()
+        open_checked(load_study_spec(study_file), HeartbeatSettings())  # opens (creates) the storage, then refuses
+    assert not list(tmp_path.glob("new.db*"))

@@ -159,34 +159,6 @@ def test_status_rows_mark_the_pareto_front(write_fast_study):
     assert set(rows[0]["params"]) == {"learning_rate", "per_device_train_batch_size", "weight_decay"}
 
 
-def test_a_worker_writes_curves_through_the_optuna_storages_own_connection_pool(write_fast_study, monkeypatch):
-    from sweeper.storage import CurveStore
-    from sweeper.sweep import _worker
-
-    spec = load_study_spec(write_fast_study(n_trials=1))
-    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
-    trial = study.ask()
-    spec.space.suggest(trial)
-    study.tell(trial, [1.0, 0.0])  # the target is reached: the worker opens its storage and stops
-    opened, stores = [], []
-
-    def opening(*args):
-        opened.append(open_storage(*args))
-        return opened[-1]
-
-    def curve_store(*args, **kwargs):
-        stores.append(CurveStore(*args, **kwargs))
-        return stores[-1]
-
-    monkeypatch.setattr(_worker, "open_storage", opening)
-    monkeypatch.setattr(_worker, "CurveStore", curve_store)
-    run_worker(spec, show_progress=False)
-    assert len(opened) == len(stores) == 1
-    assert stores[0]._engine is opened[0].engine
-    with opened[0].engine.connect() as connection:  # the store's close left the storage's pool open
-        connection.execute(sqlalchemy.text("select 1"))
-
-
 def _lose_a_stop_signal(monkeypatch, signum):
     """What a stop signal leaves behind when Python ignores its exception (raised inside a weakref callback, say):
     the signal is recorded, nothing was raised."""

@@ -1,0 +1,100 @@
+"""The study database as one command holds it: opened once, at the edge, and passed down.
+
+A command that ran trials and then read them back used to resolve the URL, check it and open an engine at every
+step (a `sweeper sweep` made 7 engines, `sweeper analyze` 3). A `Storage` is opened once per command, checked as it
+opens, and carries everything a step needs: the resolved URL and its redacted form for messages, Optuna's storage
+(every call riding through a database restart, see `_retry.py`), the curves table on the same engine, and the
+trial slot lock's connections from that engine too: one engine per process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from sqlalchemy.engine import make_url
+
+from ._curves import CurveStore
+from ._rdb import open_storage, reading_storage
+from ._reachable import check_sqlite_file
+from ._url import redact_url, resolve_storage_url
+
+
+class Storage:
+    """`Storage.open(url, ...)` to run trials (creates what is missing, heartbeats on), `Storage.for_reading(url)`
+    to read a stored study (creates nothing). Close it, or use it as a context manager."""
+
+    def __init__(self, optuna_storage: optuna.storages.RDBStorage, created_file: Path | None = None) -> None:
+        self.optuna = optuna_storage
+        self.url: str = optuna_storage.url  # resolved: every worker opens the same database
+        self._created_file = created_file
+        self._curves: CurveStore | None = None
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        heartbeat_interval_s: int | None = 30,
+        grace_period_s: int | None = None,
+        max_retry: int = 1,
+        existing: bool = False,
+    ) -> Storage:
+        """For running trials: see `open_storage` for the heartbeat settings. An unreachable or unwritable storage is
+        a `ConfigError` naming the fix; so is a missing SQLite file with `existing` (a command that works on a
+        stored study, which must not leave an empty database behind)."""
+        resolved = resolve_storage_url(url)
+        if existing:
+            check_sqlite_file(resolved, writable=False)
+        created = _sqlite_file_to_be_created(resolved)
+        return cls(open_storage(resolved, heartbeat_interval_s, grace_period_s, max_retry), created)
+
+    @classmethod
+    def for_reading(cls, url: str) -> Storage:
+        """For reading a stored study: see `reading_storage`."""
+        return cls(reading_storage(url))
+
+    @property
+    def engine(self):
+        return self.optuna.engine
+
+    @property
+    def redacted(self) -> str:
+        """The URL with any password hidden: the only form that goes into a message or a file."""
+        return redact_url(self.url)
+
+    @property
+    def curves(self) -> CurveStore:
+        """The curves table, on this storage's engine."""
+        if self._curves is None:
+            self._curves = CurveStore(self.url, engine=self.engine)
+        return self._curves
+
+    def study_names(self) -> set[str]:
+        return {summary.study_name for summary in optuna.get_all_study_summaries(self.optuna, include_best_trial=False)}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def discard(self) -> None:
+        """Close, and remove the SQLite file this command created (a refused sweep leaves no empty database)."""
+        self.close()
+        if self._created_file is None:
+            return
+        path = self._created_file
+        for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _sqlite_file_to_be_created(url: str) -> Path | None:
+    """The SQLite file that opening the storage will create, or None (it exists, or the storage is a server)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
