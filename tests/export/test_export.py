@@ -153,6 +153,7 @@ def test_the_hand_off_is_written_again_only_when_the_study_changed(tmp_path, mon
     from _known_study import build_known_study
 
     from sweeper.cli import HAND_OFF_STATE, _write_hand_off
+    from sweeper.storage import Storage
 
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'runs' / 'known.db'}"
@@ -165,22 +166,23 @@ def test_the_hand_off_is_written_again_only_when_the_study_changed(tmp_path, mon
         "objectives: [{name: eval_nll_loss, direction: minimize}, {name: eval_logp_margin, direction: maximize}]\n"
     )
     spec = load_study_spec(study_file)
+    storage = Storage.for_reading(spec.storage)
     folder = tmp_path / "runs" / "handoff"
-    _write_hand_off(spec)
+    _write_hand_off(spec, storage)
     assert (folder / HAND_OFF_STATE).is_file() and "report:" in capsys.readouterr().out
     written = (folder / "report.html").stat().st_mtime_ns
 
-    _write_hand_off(spec)
+    _write_hand_off(spec, storage)
     assert "unchanged" in capsys.readouterr().out
     assert (folder / "report.html").stat().st_mtime_ns == written
 
     source = next(t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE)
     study.add_trial(optuna.trial.create_trial(params=source.params, distributions=source.distributions,
                                               values=[v + 0.01 for v in source.values], user_attrs=source.user_attrs))
-    _write_hand_off(spec)
+    _write_hand_off(spec, storage)
     assert "report:" in capsys.readouterr().out
     assert (folder / "report.html").stat().st_mtime_ns != written
 
     (folder / "report.html").unlink()  # a hand-off that lost a file is written again
-    _write_hand_off(spec)
+    _write_hand_off(spec, storage)
     assert (folder / "report.html").is_file()
