@@ -1,7 +1,7 @@
 """Commands on studies of N trials: CPU seconds and peak memory of `status`, `analyze --json` and `report`, with
 the growth exponent between sizes (issue 17's measurement, first part: SQLite, the read-only commands).
 
-    .venv/bin/python bench/study_scale.py [--sizes 100 1000]
+    .venv/bin/python bench/study_scale.py [--sizes 100 1000] [--commands status "analyze --json" report]
 
 Each study is the analysis tests' known-structure study (tests/_known_study.py: real Optuna trials with the user
 attributes and curves a sweep stores, ~50 curve points each) grown to N trials in a fresh SQLite file. Each command
@@ -50,16 +50,17 @@ def _run(arguments: list[str], study_file: Path, folder: Path) -> tuple[float, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--commands", nargs="+", choices=list(COMMANDS), default=list(COMMANDS))
     args = parser.parse_args()
-    results: dict[str, dict[int, tuple[float, float, float]]] = {name: {} for name in COMMANDS}
+    results: dict[str, dict[int, tuple[float, float, float]]] = {name: {} for name in args.commands}
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="sweeper-scale-") as name:
             folder = Path(name)
             url = f"sqlite:///{folder / 'study.db'}"
             build_known_study(url, "scale", n_random=size - 4)  # + 2 hand-made, 1 failed, 1 pruned
             study_file = write_study_file(folder / "study.yaml", "scale", url)
-            for command, arguments in COMMANDS.items():
-                results[command][size] = _run(arguments, study_file, folder)
+            for command in args.commands:
+                results[command][size] = _run(COMMANDS[command], study_file, folder)
     print("# bench/study_scale.py: SQLite; CPU s (wall s), peak MB; growth = log(CPU ratio) / log(size ratio)")
     print("| command | " + " | ".join(f"{size} trials" for size in args.sizes) + " | growth |")
     print("|---|" + "---|" * len(args.sizes) + "---|")

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from .config import ConfigError
@@ -248,6 +249,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
+    every_row = rows
+    if not args.all and len(rows) > STATUS_ROWS:
+        rows = _rows_worth_a_line(rows)
     names = study.metric_names or [f"value {i}" for i in range(len(study.directions))]
     parameters = list(dict.fromkeys(name for row in rows for name in row["params"]))
     # short labels, one column per parameter, no vertical rules: readable in an 80-column terminal
@@ -274,7 +278,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     legend = label_legend([*names, *parameters])
     if legend:
         console.print(f"columns: {legend}", highlight=False)
+    if len(rows) < len(every_row):
+        states = Counter(row["state"].lower() for row in every_row)
+        console.print(
+            f"{len(rows)} of {len(every_row)} trials shown ({', '.join(f'{n} {state}' for state, n in states.items())}): "
+            f"the Pareto front, the running trials and the latest {STATUS_LATEST}; --all lists every trial, --json "
+            "prints them all as JSON", highlight=False,
+        )
     return 0
+
+
+STATUS_ROWS = 60  # a study with more trials shows the ones worth a line (`_rows_worth_a_line`) unless --all
+STATUS_LATEST = 20
+
+
+def _rows_worth_a_line(rows: list[dict]) -> list[dict]:
+    """Of a large study, the trials a person follows a sweep by: the Pareto front, the running ones, the latest."""
+    latest = {row["number"] for row in sorted(rows, key=lambda row: row["number"])[-STATUS_LATEST:]}
+    return [row for row in rows if row["pareto"] or row["state"] == "RUNNING" or row["number"] in latest]
 
 
 HAND_OFF_OWNER = ".storage"  # in a hand-off folder: the (redacted) storage URL whose study wrote it
@@ -589,6 +610,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="table of a study's trials, Pareto front marked")
     _add_study_arguments(status, runs_trials=False)
     status.add_argument("--json", action="store_true", help="print the rows as JSON")
+    status.add_argument("--all", action="store_true",
+                        help=f"list every trial (a study of more than {STATUS_ROWS} shows the Pareto front, the "
+                             f"running trials and the latest {STATUS_LATEST})")
     status.set_defaults(handler=cmd_status)
 
     analyze = commands.add_parser("analyze", help="fit, importances, effects and claims of a study (storage only)")

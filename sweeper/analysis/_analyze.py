@@ -14,7 +14,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import ConfigError
-from ..storage import Storage, TrialRecord, rerun_map, stored_failure_reason, replicates_study_name
+from ..storage import Storage, TrialRecord, pareto_front, rerun_map, replicates_study_name, stored_failure_reason
 from ._advice import advise
 from ._claims import judge_claims, judge_side
 from ._correlation import N_BOOTSTRAP, direction_of, high_minus_low, spearman_with_ci, strength_of
@@ -92,12 +92,7 @@ def analyze_study(
                 row.fit = label_fit(row.fit, best_gain, rule)
 
         complete = [t for t in frozen if t.state == TrialState.COMPLETE]
-        if not complete:
-            pareto_numbers = []
-        elif len(directions) > 1:
-            pareto_numbers = sorted(t.number for t in study.best_trials)
-        else:
-            pareto_numbers = [study.best_trial.number]
+        pareto_numbers = sorted(t.number for t in pareto_front(study))
         for row in rows:
             row.pareto = row.number in pareto_numbers
         spread = _seed_spread(study_name, storage, rows, names, best_gain, rule)

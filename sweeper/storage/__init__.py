@@ -11,7 +11,9 @@ from ._curves import CURVES_TABLE, CurvePointRow, CurveStore, create_curves_tabl
 from ._rdb import beating_trials, open_storage, reading_storage
 from ._slot_lock import TrialSlotLock
 from ._handle import Storage
-from ._optuna_internals import RETRIED_FROM, RETRY_HISTORY, compute_hypervolume, storage_url
+from ._optuna_internals import (
+    RETRIED_FROM, RETRY_HISTORY, compute_hypervolume, pareto_front, read_trials, storage_url,
+)
 from ._record import (
     WORKER_DIED,
     config_hash,
@@ -32,6 +34,8 @@ __all__ = [
     "RETRIED_FROM",
     "RETRY_HISTORY",
     "compute_hypervolume",
+    "pareto_front",
+    "read_trials",
     "storage_url",
     "WORKER_DIED",
     "rerun_map",

@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..metrics import INTERRUPTED
-from ..storage import TrialRecord, rerun_map
+from ..storage import TrialRecord, pareto_front, rerun_map
 
 
 def replaced_by_retry(trials: list[FrozenTrial]) -> set[int]:
@@ -52,17 +52,12 @@ def read_progress(study: optuna.Study, target: int | None) -> SweepProgress:
     # interrupted, re-queued and repeat-refused trials are not counted: `done` never passes the target for them
     trials_counted = [t for t in trials if counts_toward_target(t, retried)]
     states = [t.state for t in trials_counted]
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if len(study.directions) > 1:
-        pareto = len(study.best_trials) if complete else 0
-    else:
-        pareto = 1 if complete else 0
     return SweepProgress(
         done=sum(s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) for s in states),
         running=sum(t.state == TrialState.RUNNING for t in trials),
         failed=states.count(TrialState.FAIL),
         pruned=states.count(TrialState.PRUNED),
-        pareto_size=pareto,
+        pareto_size=len(pareto_front(study)),
         target=target,
     )
 

@@ -7,16 +7,19 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..storage import TrialRecord, rerun_map, stored_failure_reason
+from ..storage import (
+    RETRIED_FROM, TrialRecord, call_with_retries, pareto_front, read_trials, rerun_map, storage_url,
+    stored_failure_reason,
+)
+
+# The TrialRecord fields the table shows: all a large study's trials are read with these attributes only.
+SHOWN_FIELDS = ("failure_reason", "pruned_reason")
 
 
 def status_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(study.directions) > 1:
-        pareto = {t.number for t in study.best_trials} if complete else set()
-    else:
-        pareto = {study.best_trial.number} if complete else set()
-    trials = study.get_trials(deepcopy=False)
+    trials = call_with_retries(storage_url(study), "reading the trials",
+                               lambda: read_trials(study, user_attrs=SHOWN_FIELDS, system_attrs=(RETRIED_FROM,)))
+    pareto = {t.number for t in pareto_front(study, trials)}
     reruns = rerun_map(trials)
     return [
         {

@@ -49,3 +49,33 @@ def test_status_of_a_study_with_no_trials_yet(tmp_path, capsys):
     optuna.create_study(study_name="empty", storage=url, directions=["minimize", "maximize"])
     assert main(["status", str(write_study_file(tmp_path / "empty.yaml", "empty", url))]) == 0
     assert "state" in capsys.readouterr().out
+
+
+def test_status_of_a_large_study_lists_the_trials_worth_a_line_and_all_on_request(tmp_path, capsys):
+    import numpy as np
+    import optuna
+
+    from sweeper.cli import STATUS_LATEST, STATUS_ROWS
+
+    url = f"sqlite:///{tmp_path / 'large.db'}"
+    study = optuna.create_study(study_name="large", storage=url, directions=["minimize", "maximize"])
+    n_trials = STATUS_ROWS + 40
+    for loss, margin in np.random.default_rng(0).random((n_trials, 2)):
+        trial = study.ask()
+        trial.suggest_float("orpo.learning_rate", 1e-5, 1e-3, log=True)
+        study.tell(trial, [float(loss), float(margin)])
+    running = study.ask()  # an early number would not be among the latest: it is shown for running
+    pareto = {t.number for t in study.best_trials}
+    study_file = write_study_file(tmp_path / "large.yaml", "large", url)
+
+    def numbers_listed(text: str) -> set[int]:  # the table's rows: a trial number, then its state
+        rows = [line.split() for line in _lines(text)]
+        return {int(row[0].rstrip("*")) for row in rows if len(row) > 1 and row[1] in ("complete", "running")}
+
+    assert main(["status", str(study_file)]) == 0
+    text = capsys.readouterr().out
+    latest = set(range(n_trials + 1 - STATUS_LATEST, n_trials + 1))
+    assert numbers_listed(text) == pareto | latest | {running.number}
+    assert f"of {n_trials + 1} trials shown ({n_trials} complete, 1 running)" in " ".join(text.split())
+    assert main(["status", str(study_file), "--all"]) == 0
+    assert numbers_listed(capsys.readouterr().out) == set(range(n_trials + 1))

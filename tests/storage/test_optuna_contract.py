@@ -103,6 +103,66 @@ def test_compute_hypervolume_minimises_and_takes_a_reference_point():
     assert internals.compute_hypervolume(points, np.array([3.0, 3.0])) == pytest.approx(3.0)
 
 
+@pytest.mark.parametrize("directions", [["minimize", "maximize"], ["maximize", "maximize", "minimize"], ["minimize"]])
+def test_the_pareto_front_is_study_best_trials_without_the_copy(directions):
+    study = optuna.create_study(directions=directions)
+    assert internals.pareto_front(study) == []
+    rng = np.random.default_rng(0)
+    for value in rng.integers(0, 6, size=(60, len(directions))):  # small integers: ties and duplicates on the front
+        study.tell(study.ask(), [float(v) for v in value])
+    study.tell(study.ask(), state=TrialState.FAIL)
+    expected = study.best_trials if len(directions) > 1 else [study.best_trial]
+    assert [t.number for t in internals.pareto_front(study)] == [t.number for t in expected]
+    assert len(expected) > 1 or len(directions) == 1
+
+
+def test_read_trials_reads_what_get_trials_does_for_the_attributes_named(storage_url, unique_name):
+    """A study's trials read column by column (sweeper status at 10,000 trials) are Optuna's own, field for field."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    study = optuna.create_study(study_name=unique_name, storage=open_storage(storage_url, heartbeat_interval_s=None),
+                                directions=["minimize", "maximize"])
+    for index in range(6):
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+        trial.suggest_int("batch", 2, 16, step=2)
+        trial.suggest_categorical("optimizer", ["adamw", "sgd", None])
+        trial.suggest_float("dropout", 0.0, 0.3)
+        trial.set_user_attr("failure_reason", f"reason {index}")
+        trial.set_user_attr("training_config", {"not": "read"})
+        if index == 0:
+            study.tell(trial, [float("inf"), float("-inf")])
+        elif index == 1:
+            study.tell(trial, state=TrialState.FAIL)
+        elif index == 2:
+            study.tell(trial, state=TrialState.PRUNED)
+        elif index < 5:
+            study.tell(trial, [0.5 * index, 1.0 / index])
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params={"lr": 1e-3}, distributions={"lr": FloatDistribution(1e-5, 1e-1, log=True)},
+        system_attrs={internals.RETRIED_FROM: 1},
+    ))
+    study.add_trial(optuna.trial.create_trial(
+        params={"batch": 4, "optimizer": "sgd"}, values=[1.0, 2.0],
+        distributions={"batch": IntDistribution(2, 16, step=2), "optimizer": CategoricalDistribution(["adamw", "sgd", None])},
+    ))
+    read = internals.read_trials(study, user_attrs=["failure_reason"], system_attrs=[internals.RETRIED_FROM])
+    stored = study.get_trials(deepcopy=False)
+    assert [t.state for t in read] == [t.state for t in stored] == [
+        TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED, TrialState.COMPLETE, TrialState.COMPLETE,
+        TrialState.RUNNING, TrialState.WAITING, TrialState.COMPLETE,
+    ]
+    for mine, theirs in zip(read, stored, strict=True):
+        assert (mine.number, mine.values, list(mine.params.items()), mine.distributions) == \
+            (theirs.number, theirs.values, list(theirs.params.items()), theirs.distributions)
+        assert (mine.datetime_start, mine.datetime_complete) == (theirs.datetime_start, theirs.datetime_complete)
+        assert internals.trial_id(mine) == internals.trial_id(theirs)
+        assert mine.user_attrs == {k: v for k, v in theirs.user_attrs.items() if k == "failure_reason"}
+        assert mine.system_attrs == {k: v for k, v in theirs.system_attrs.items() if k == internals.RETRIED_FROM}
+    assert read[0].values == [float("inf"), float("-inf")] and read[6].system_attrs == {internals.RETRIED_FROM: 1}
+    assert [t.number for t in internals.pareto_front(study, read)] == [t.number for t in study.best_trials]
+
+
 def test_the_internals_the_vendored_multi_metric_pruner_uses_exist():
     # sweeper/_vendor/multi_metric_pruner is kept as published; it reaches these
     from optuna._warnings import optuna_warn
