@@ -9,10 +9,7 @@ trial slot lock's connections from that engine too: one engine per process.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import optuna
-from sqlalchemy.engine import make_url
 
 from ._curves import CurveStore
 from ._rdb import open_storage, reading_storage
@@ -24,10 +21,9 @@ class Storage:
     """`Storage.open(url, ...)` to run trials (creates what is missing, heartbeats on), `Storage.for_reading(url)`
     to read a stored study (creates nothing). Close it, or use it as a context manager."""
 
-    def __init__(self, optuna_storage: optuna.storages.RDBStorage, created_file: Path | None = None) -> None:
+    def __init__(self, optuna_storage: optuna.storages.RDBStorage) -> None:
         self.optuna = optuna_storage
         self.url: str = optuna_storage.url  # resolved: every worker opens the same database
-        self._created_file = created_file
         self._curves: CurveStore | None = None
 
     @classmethod
@@ -45,8 +41,7 @@ class Storage:
         resolved = resolve_storage_url(url)
         if existing:
             check_sqlite_file(resolved, writable=False)
-        created = _sqlite_file_to_be_created(resolved)
-        return cls(open_storage(resolved, heartbeat_interval_s, grace_period_s, max_retry), created)
+        return cls(open_storage(resolved, heartbeat_interval_s, grace_period_s, max_retry))
 
     @classmethod
     def for_reading(cls, url: str) -> Storage:
@@ -75,26 +70,9 @@ class Storage:
     def close(self) -> None:
         self.engine.dispose()
 
-    def discard(self) -> None:
-        """Close, and remove the SQLite file this command created (a refused sweep leaves no empty database)."""
-        self.close()
-        if self._created_file is None:
-            return
-        path = self._created_file
-        for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            leftover.unlink(missing_ok=True)
-
     def __enter__(self) -> Storage:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-
-def _sqlite_file_to_be_created(url: str) -> Path | None:
-    """The SQLite file that opening the storage will create, or None (it exists, or the storage is a server)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database:
-        return None
-    path = Path(parsed.database)
-    return None if path.exists() else path

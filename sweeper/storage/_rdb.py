@@ -11,7 +11,6 @@ from optuna.trial import TrialState
 
 from sweeper.config import ConfigError
 
-from ._curves import create_curves_table
 from ._retry import RetryingRDBStorage, call_with_retries
 from ._optuna_internals import HEARTBEAT_TABLE, rdb_storage, trial_id
 from ._reachable import check_sqlite_file, connect_errors_explained
@@ -24,7 +23,8 @@ def open_storage(
     grace_period_s: int | None = None,
     max_retry: int = 1,
 ) -> optuna.storages.RDBStorage:
-    """Open (creating where missing) Optuna's tables and the curves table in the database at `url`.
+    """Open (creating where missing) Optuna's tables in the database at `url`. The curves table is created by the
+    first `CurveStore` on it (`Storage.curves`): a command refused before it trains adds no table.
 
     A running trial whose heartbeat is older than `grace_period_s` (default: twice the interval) is failed the next
     time any worker asks for a trial, and a copy with the same parameters is queued as WAITING, at most `max_retry`
@@ -52,7 +52,6 @@ def open_storage(
             }
         storage = _created_once(lambda: RetryingRDBStorage(resolved, engine_kwargs=engine_options(resolved),
                                                            **heartbeat_settings))
-    _created_once(lambda: create_curves_table(storage.engine))
     return storage
 
 

@@ -29,15 +29,11 @@ def representative_config(spec: StudySpec) -> TrainingConfig:
 
 
 def open_checked(spec: StudySpec, heartbeat: HeartbeatSettings) -> tuple[Storage, StudyInputs]:
-    """The command's storage, opened (its first check: a storage that does not answer fails here, with the fix
-    named), and the study's inputs checked (`check_study_inputs`). A refused sweep leaves nothing behind, not an
-    empty database."""
-    storage = Storage.open(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
-    try:
-        return storage, check_study_inputs(spec)
-    except BaseException:
-        storage.discard()
-        raise
+    """The study's inputs checked (`check_study_inputs`), then the command's storage opened (a storage that does
+    not answer fails there, with the fix named). In that order, a refused sweep leaves nothing behind: no empty
+    database, no table added to an existing one."""
+    inputs = check_study_inputs(spec)
+    return Storage.open(spec.storage, heartbeat.interval_s, heartbeat.grace_s), inputs
 
 
 def check_study_inputs(spec: StudySpec) -> StudyInputs:

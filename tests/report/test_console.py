@@ -59,7 +59,7 @@ def test_status_of_a_large_study_lists_the_trials_worth_a_line_and_all_on_reques
 
     url = f"sqlite:///{tmp_path / 'large.db'}"
     study = optuna.create_study(study_name="large", storage=url, directions=["minimize", "maximize"])
-    n_trials = STATUS_ROWS + 40
+    n_trials = STATUS_ROWS + 5
     for loss, margin in np.random.default_rng(0).random((n_trials, 2)):
         trial = study.ask()
         trial.suggest_float("orpo.learning_rate", 1e-5, 1e-3, log=True)

@@ -80,10 +80,12 @@ def report_path(known_analysis, tmp_path_factory):
 
 
 def test_every_figure_renders_in_headless_chromium_without_console_errors(report_path, tmp_path):
+    """One Chromium run (each costs seconds): the page's DOM after load, and a screenshot of it."""
     page = report_path.read_text(encoding="utf-8")
     probed = tmp_path / "probed.html"
     probed.write_text(page.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
-    run = _run_chromium("--dump-dom", probed.as_uri())
+    screenshot = tmp_path / "report.png"
+    run = _run_chromium("--dump-dom", f"--screenshot={screenshot}", probed.as_uri())
     assert run.returncode == 0, run.stderr[-2000:]
     root = re.search(r"<html[^>]*>", run.stdout).group(0)
     attributes = dict(re.findall(r'data-(plots|drawn|errors|hidden)="([^"]*)"', root))
@@ -94,6 +96,9 @@ def test_every_figure_renders_in_headless_chromium_without_console_errors(report
     assert int(attributes["plots"]) == len(SECTIONS)
     assert attributes["drawn"].split(",") == [f"figure-{i}" for i in range(len(SECTIONS))]
     assert set(attributes["hidden"].split(",")) == {"0"}, attributes["hidden"]  # every table row in sight
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert screenshot.stat().st_size > 100_000  # a blank page of this size compresses to a few kB
+    print(f"screenshot: {screenshot}")
 
 
 def _probed(page: str, tmp_path) -> dict[str, str]:
@@ -114,15 +119,6 @@ def test_a_table_of_200_long_rows_shows_every_row(tmp_path):
         full_html=False, include_plotlyjs=True) + "</body></html>"
     attributes = _probed(page, tmp_path)
     assert attributes["hidden"] == "0", attributes
-
-
-def test_screenshot_of_the_report(report_path, tmp_path):
-    screenshot = tmp_path / "report.png"
-    run = _run_chromium(f"--screenshot={screenshot}", report_path.as_uri())
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert screenshot.stat().st_size > 100_000  # a blank page of this size compresses to a few kB
-    print(f"screenshot: {screenshot}")
 
 
 def test_report_is_self_contained_and_shows_the_analysis(report_path):
@@ -149,6 +145,7 @@ def test_single_objective_study_renders(tmp_path):
     assert "Best value_0 so far" in page and page.count("Plotly.newPlot(") == len(SECTIONS)
 
 
+@pytest.mark.integration  # the whole command, its analysis included, as test_analyze_command_prints_json
 def test_report_command_writes_the_file(known_study, tmp_path, capsys):
     study_name, url = known_study
     study_file = write_study_file(tmp_path / "known.yaml", study_name, url)

@@ -73,19 +73,6 @@ def test_an_unreachable_server_is_a_config_error_without_the_password():
         assert PASSWORD not in str(raised.value) and "createdb" in str(raised.value)
 
 
-def test_discard_removes_the_sqlite_file_this_command_created_and_no_other(tmp_path, unique_name):
-    new = tmp_path / "new.db"
-    Storage.open(f"sqlite:///{new}").discard()
-    assert not new.exists() and not list(tmp_path.glob("new.db*"))
-
-    kept = tmp_path / "kept.db"
-    with Storage.open(f"sqlite:///{kept}") as storage:
-        optuna.create_study(study_name=unique_name, storage=storage.optuna)
-    Storage.open(f"sqlite:///{kept}").discard()  # this command found the file: it is not its to remove
-    with Storage.for_reading(f"sqlite:///{kept}") as storage:
-        assert unique_name in storage.study_names()
-
-
 @pytest.mark.postgres
 def test_the_redacted_url_hides_the_password(postgres_url):
     from sqlalchemy.engine import make_url

@@ -11,11 +11,14 @@ import sqlalchemy
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from sweeper.storage import CURVES_TABLE, open_storage
+from sweeper.storage import CURVES_TABLE, Storage, open_storage
 
 
-def test_open_storage_creates_optunas_tables_and_the_curves_table(storage_url):
-    storage = open_storage(storage_url)
+def test_open_storage_creates_optunas_tables_and_the_curves_store_its_table(storage_url):
+    storage = Storage.open(storage_url)
+    if storage_url.startswith("sqlite"):  # a new file: the shared server has the table from other tests
+        assert CURVES_TABLE not in sqlalchemy.inspect(storage.engine).get_table_names()  # until a store needs it
+    storage.curves
     try:
         inspector = sqlalchemy.inspect(storage.engine)
         tables = set(inspector.get_table_names())
@@ -60,12 +63,18 @@ def test_trial_of_a_dead_worker_is_failed_and_requeued_with_its_params(storage_u
     storage.set_trial_param(trial_id, "learning_rate", 3e-4, FloatDistribution(1e-5, 1e-3, log=True))
     storage.set_trial_param(trial_id, "lora_r", 16, IntDistribution(4, 64))
     storage.record_heartbeat(trial_id)
+    started = time.monotonic()
     dead = storage.get_trial(trial_id)
-    time.sleep(3.2)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    # await the state: the trial is failed once its last beat is older than the grace period (2 s), not before
+    deadline = time.monotonic() + 15
+    while storage.get_trial(trial_id).state == TrialState.RUNNING:
+        assert time.monotonic() < deadline, "the dead worker's trial was never failed"
+        time.sleep(0.1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    assert time.monotonic() - started > 1.5  # not failed while its heartbeat was fresh (grace 2 s)
 
     failed, retry = optuna.load_study(study_name=unique_name, storage=storage).trials
     assert failed.number == dead.number and failed.state == TrialState.FAIL
