@@ -1,7 +1,12 @@
-"""Commands on studies of N trials: CPU seconds and peak memory of `status`, `analyze --json` and `report`, with
-the growth exponent between sizes (issue 17's measurement, first part: SQLite, the read-only commands).
+"""Commands on studies of N trials: CPU seconds and peak memory of `status`, `analyze --json` and `report`, and
+the CPU seconds of one pruning decision, with the growth exponent between sizes (issue 17's measurement: SQLite).
 
-    .venv/bin/python bench/study_scale.py [--sizes 100 1000] [--commands status "analyze --json" report]
+    .venv/bin/python bench/study_scale.py [--sizes 100 1000] [--commands status "analyze --json" report "pruning decision"]
+
+A pruning decision (the `dominated` pruner at rung 0.25, objectives eval_nll_loss and eval_odds_ratio_loss, which
+the stored curves hold) is timed in this process, as a worker makes it: its first decision (which reads every
+finished peer's curves once) and a later one, after one more trial finished (which reads the running and new
+trials only).
 
 Each study is the analysis tests' known-structure study (tests/_known_study.py: real Optuna trials with the user
 attributes and curves a sweep stores, ~50 curve points each) grown to N trials in a fresh SQLite file. Each command
@@ -29,6 +34,47 @@ COMMANDS = {
     "analyze --json": ["analyze", "--json"],
     "report": ["report", "-o", "report.html"],
 }
+DECISIONS = ("pruning decision (first)", "pruning decision (later)")
+
+
+def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, float]]:
+    """CPU s of a worker's first pruning decision and of a later one (one more trial finished in between)."""
+    import optuna
+
+    from sweeper.metrics import CurvePoint
+    from sweeper.storage import Storage, TrialRecord
+    from sweeper.study import load_study_spec
+    from sweeper.sweep._intermediate import PeerRungs
+    from sweeper.sweep._pruning import decide
+
+    study_file = folder / "pruned.yaml"
+    study_file.write_text(write_study_file(folder / "tmp.yaml", "scale", url).read_text().replace(
+        "objectives: [{name: eval_nll_loss}, {name: eval_logp_margin}]",
+        "objectives: [{name: eval_nll_loss}, {name: eval_odds_ratio_loss}]\n"
+        "pruner: {name: dominated, rungs: [0.25], min_peers: 4, dominated_fraction: 0.5}",
+    ))
+    spec = load_study_spec(study_file)
+    figures = {}
+    with Storage.for_reading(url) as storage:
+        study = optuna.load_study(study_name="scale", storage=storage.optuna)
+        finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        own = study.ask()
+        peers = PeerRungs(spec, storage.curves)
+        for name in DECISIONS:
+            started_cpu, started = time.process_time(), time.perf_counter()
+            vectors = peers.vectors(study, 0.25, own.number, 0.1)
+            decision = decide([2.0, 1.0], vectors, spec.directions, rung=0.25, step=10, min_peers=4,
+                              dominated_fraction=0.5)
+            figures[name] = (time.process_time() - started_cpu, time.perf_counter() - started, float(len(vectors)))
+            assert decision is not None and len(vectors) >= len(finished), (name, len(vectors))
+            source = finished[-1]  # one more trial finishes: a copy of the last, its curves included
+            study.add_trial(optuna.trial.create_trial(
+                params=source.params, distributions=source.distributions, values=source.values,
+                user_attrs=TrialRecord.of(source).user_attrs() | {"planned_steps": 40}))
+            rows = storage.curves.read("scale", trial_number=source.number)
+            storage.curves.write("scale", len(study.trials) - 1, [
+                CurvePoint(row["step"], row["split"], row["metric"], row["value"]) for row in rows])
+    return figures
 
 
 def _run(arguments: list[str], study_file: Path, folder: Path) -> tuple[float, float, float]:
@@ -50,23 +96,32 @@ def _run(arguments: list[str], study_file: Path, folder: Path) -> tuple[float, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--commands", nargs="+", choices=list(COMMANDS), default=list(COMMANDS))
+    parser.add_argument("--commands", nargs="+", choices=[*COMMANDS, "pruning decision"],
+                        default=[*COMMANDS, "pruning decision"])
     args = parser.parse_args()
-    results: dict[str, dict[int, tuple[float, float, float]]] = {name: {} for name in args.commands}
+    names = [c for c in COMMANDS if c in args.commands] + (list(DECISIONS) if "pruning decision" in args.commands else [])
+    results: dict[str, dict[int, tuple[float, float, float]]] = {name: {} for name in names}
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="sweeper-scale-") as name:
             folder = Path(name)
             url = f"sqlite:///{folder / 'study.db'}"
             build_known_study(url, "scale", n_random=size - 4)  # + 2 hand-made, 1 failed, 1 pruned
             study_file = write_study_file(folder / "study.yaml", "scale", url)
-            for command in args.commands:
+            for command in (c for c in COMMANDS if c in args.commands):
                 results[command][size] = _run(COMMANDS[command], study_file, folder)
-    print("# bench/study_scale.py: SQLite; CPU s (wall s), peak MB; growth = log(CPU ratio) / log(size ratio)")
+            if "pruning decision" in args.commands:  # last: it imports the training stack into this process
+                for name, figures in _pruning_decisions(url, folder).items():
+                    results[name][size] = figures
+    print("# bench/study_scale.py: SQLite; CPU s (wall s), peak MB (a pruning decision: CPU s (wall s), peers "
+          "compared); growth = log(CPU ratio) / log(size ratio)")
     print("| command | " + " | ".join(f"{size} trials" for size in args.sizes) + " | growth |")
     print("|---|" + "---|" * len(args.sizes) + "---|")
     small, large = args.sizes[0], args.sizes[-1]
     for command, by_size in results.items():
-        cells = [f"{cpu:.1f} s ({wall:.1f} s), {mb:.0f} MB" for cpu, wall, mb in (by_size[s] for s in args.sizes)]
+        unit = "peers" if command in DECISIONS else "MB"
+        digits = 3 if command in DECISIONS else 1
+        cells = [f"{cpu:.{digits}f} s ({wall:.{digits}f} s), {mb:.0f} {unit}"
+                 for cpu, wall, mb in (by_size[s] for s in args.sizes)]
         growth = math.log(by_size[large][0] / by_size[small][0]) / math.log(large / small)
         print(f"| {command} | " + " | ".join(cells) + f" | {growth:.2f} |")
 

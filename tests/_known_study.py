@@ -131,6 +131,7 @@ def build_known_study(
                 "eval_log_odds_ratio": LOG_ODDS_RATIO,
                 "effective_batch_size": params["per_device_train_batch_size"] * params["gradient_accumulation_steps"],
                 "runtime_s": 1.0,
+                "planned_steps": 40,  # the curves' last step, as a sweep stores it
                 "training_config": config_values,
                 "config_hash": config_hash(config_values),
                 "library_versions": versions,

@@ -27,6 +27,7 @@ from ._retry import call_with_retries
 from ._url import engine_options, resolve_storage_url
 
 CURVES_TABLE = "sweeper_curve_points"
+_NUMBERS_PER_QUERY = 5000
 
 
 class _CurvesBase(DeclarativeBase):
@@ -118,10 +119,12 @@ class CurveStore:
         trial_number: int | None = None,
         split: str | None = None,
         metrics: Sequence[str] | None = None,
+        trial_numbers: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
         """Rows as dicts (study_name, trial_number, split, metric, step, value), ordered by trial, split, metric, step;
-        only one split's with `split` ('train' or 'eval'), only the named metrics' with `metrics` (selected in SQL:
-        a study of thousands of trials holds millions of points, and most computations need two metrics).
+        only one split's with `split` ('train' or 'eval'), only the named metrics' with `metrics`, only the named
+        trials' with `trial_numbers` (all selected in SQL: a study of thousands of trials holds millions of points,
+        and most computations need two metrics of a few trials).
 
         No pandas here: `pandas.DataFrame(rows)` where a frame is wanted.
         """
@@ -131,15 +134,19 @@ class CurveStore:
             conditions.append(columns.split == split)
         if metrics is not None:
             conditions.append(columns.metric.in_(list(metrics)))
-        query = (
+        numbers = sorted(set(trial_numbers)) if trial_numbers is not None else [None]
+        # a few thousand bound values per query at most: SQLite caps them (32,766)
+        chunks = [numbers[i:i + _NUMBERS_PER_QUERY] for i in range(0, len(numbers), _NUMBERS_PER_QUERY)]
+        order = (columns.trial_number, columns.split, columns.metric, columns.step)
+        queries = [
             select(columns.study_name, columns.trial_number, columns.split, columns.metric, columns.step, columns.value)
-            .where(*conditions)
-            .order_by(columns.trial_number, columns.split, columns.metric, columns.step)
-        )
+            .where(*conditions, *([] if chunk == [None] else [columns.trial_number.in_(chunk)])).order_by(*order)
+            for chunk in chunks
+        ]
 
         def read_rows() -> list[dict[str, Any]]:
             with self._engine.connect() as connection:
-                return [dict(row) for row in connection.execute(query).mappings()]
+                return [dict(row) for query in queries for row in connection.execute(query).mappings()]
 
         return call_with_retries(self._url, f"reading the curves of {study_name}", read_rows)
 

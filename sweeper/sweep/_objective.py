@@ -20,7 +20,7 @@ from ..storage import CurveStore, TrialRecord, config_hash, library_versions, re
 from ..study import StudySpec
 from ..training import TrainingPack, TrialReuse
 from ..trial import TrialFailure, run_trial
-from ._intermediate import IntermediateEvaluations
+from ._intermediate import IntermediateEvaluations, PeerRungs
 from ._progress import REPEATED_CONFIGURATION
 from ._signals import received_stop
 
@@ -95,6 +95,7 @@ class TrialObjective:
         stop: threading.Event | None = None,
     ):
         self.spec, self.curves, self.device_count = spec, curves, device_count
+        self.peers = PeerRungs(spec, curves)  # the peers' rung vectors, kept from trial to trial
         self.on_trial_created = on_trial_created
         self.reuse = reuse  # the worker's base model and tokenized data, shared by its trials
         self.versions = library_versions()
@@ -140,7 +141,7 @@ class TrialObjective:
             effective_batch_size=config.effective_batch_size * self.device_count,
         )
 
-        evaluations = IntermediateEvaluations(trial, self.spec, self.curves, config.orpo.beta)
+        evaluations = IntermediateEvaluations(trial, self.spec, self.curves, config.orpo.beta, self.peers)
         with tempfile.TemporaryDirectory(prefix=f"sweeper-trial-{trial.number}-") as output_dir:
             try:
                 callbacks = [evaluations, StopWhenSet(self.stop)]

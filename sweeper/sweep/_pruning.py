@@ -223,21 +223,3 @@ def vector_at_rung(
         return step, objective(eval_metrics, curve.train_metrics(step))
     except KeyError:
         return None
-
-
-def peer_vectors(
-    rows: Iterable[Mapping[str, Any]],
-    peers: Mapping[int, tuple[int | None, ObjectiveFunction]],
-    rung: float | int,
-) -> list[list[float | None]]:
-    """The objective vectors at `rung` of the peers that reached it. `peers` maps each peer's trial number to its
-    planned steps and its objective function (objectives may depend on the trial's own beta)."""
-    curves = curves_by_trial(rows)
-    vectors = []
-    for number, (planned_steps, objective) in peers.items():
-        if number not in curves:
-            continue
-        found = vector_at_rung(curves[number], rung, planned_steps, objective)
-        if found is not None:
-            vectors.append(found[1])
-    return vectors

@@ -102,3 +102,18 @@ def test_a_read_can_select_metrics_and_a_split_in_sql(curves, unique_name):
         (0, 10, 10.0), (0, 20, 20.0), (1, 10, 20.0), (1, 20, 40.0)
     ]
     assert len(curves.read(unique_name, metrics=["loss", "rewards/margins"])) == 16
+
+
+def test_reading_named_trials_selects_them_in_order_across_queries(storage_url, unique_name, monkeypatch):
+    from sweeper.storage import _curves
+
+    monkeypatch.setattr(_curves, "_NUMBERS_PER_QUERY", 2)  # several queries for five trials
+    with CurveStore(storage_url) as curves:
+        for number in range(7):
+            curves.write(unique_name, number, _points(scale=number))
+        rows = curves.read(unique_name, split="eval", metrics=["loss"], trial_numbers=[6, 1, 3, 4, 1, 0])
+        assert [(row["trial_number"], row["step"]) for row in rows] == [
+            (number, step) for number in (0, 1, 3, 4, 6) for step in (10, 20)
+        ]
+        assert [row["value"] for row in rows if row["trial_number"] == 6] == [60.0, 120.0]
+        assert curves.read(unique_name, trial_numbers=[]) == []

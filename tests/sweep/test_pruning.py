@@ -15,9 +15,9 @@ from sweeper.metrics import CurvePoint
 from sweeper.storage import CurveStore, TrialRecord, open_storage, store
 from sweeper.study import load_study_spec
 from sweeper.sweep import ProgressLine, open_study, run_worker, trials_toward_target
-from sweeper.sweep._intermediate import IntermediateEvaluations
+from sweeper.sweep._intermediate import IntermediateEvaluations, PeerRungs
 from sweeper.sweep._pruning import (
-    curves_by_trial, decide, decide_promotion, dominates, pareto_order, peer_vectors, rung_step, rung_threshold,
+    curves_by_trial, decide, decide_promotion, dominates, pareto_order, rung_step, rung_threshold, vector_at_rung,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -160,6 +160,14 @@ def _objective(eval_metrics, train_metrics):
     return [eval_metrics["eval_nll_loss"], eval_metrics["eval_margin"]]
 
 
+def peer_vectors(rows, peers, rung):
+    """Each peer's vector at `rung` (vector_at_rung), for the peers that reached it, as a pruning decision sees them."""
+    curves = curves_by_trial(rows)
+    found = [vector_at_rung(curves[number], rung, planned, objective)
+             for number, (planned, objective) in peers.items() if number in curves]
+    return [vector for _, vector in filter(None, found)]
+
+
 def test_peer_vectors_are_read_at_each_peers_own_rung_step():
     rows = [
         # trial 0 plans 8 steps, evaluated every 2: rung 0.5 = step 4
@@ -225,6 +233,36 @@ def _evaluate_at(callback, step, nll, margin, max_steps=8):
     callback.on_log(args, state, control, logs=logs)
     callback.on_evaluate(args, state, control, metrics=logs)
     return control
+
+
+def test_a_worker_reads_a_finished_peers_curves_once_and_a_running_peers_at_each_decision(write_fast_study):
+    spec = load_study_spec(_study_file(write_fast_study, dominated_fraction=1.0))
+    storage = open_storage(spec.storage, heartbeat_interval_s=None)
+    study = _stored_peers(spec, storage, [(2.0, 0.5), (2.5, 0.3)])
+    running = study.ask()
+    spec.space.suggest(running)
+    store(running, planned_steps=8)
+    running.set_user_attr("training_config", {"orpo": {"beta": 0.1}})
+    own = study.ask()
+    with CurveStore(spec.storage) as curves:
+        peers = PeerRungs(spec, curves)
+
+        def decide_now():  # what this worker's cache gives, and what a fresh read of the whole study gives
+            return peers.vectors(study, 0.5, own.number, 0.1), PeerRungs(spec, curves).vectors(study, 0.5, own.number, 0.1)
+
+        cached, fresh = decide_now()
+        assert cached == fresh == [[2.0, 0.5], [2.5, 0.3]] and peers.trials_read == [0, 1, running.number]
+        curves.write(spec.study_name, running.number, [CurvePoint(4, "eval", "nll_loss", 1.5),
+                                                       CurvePoint(4, "eval", "logps/chosen", 0.8),
+                                                       CurvePoint(4, "eval", "logps/rejected", 0.0)])
+        cached, fresh = decide_now()  # the running peer reached the rung since
+        assert cached == fresh == [[2.0, 0.5], [2.5, 0.3], [1.5, 0.8]] and peers.trials_read == [running.number]
+        study.tell(running, [1.5, 0.8])
+        _stored_peers(spec, storage, [(3.0, 0.9)])  # a new finished peer
+        cached, fresh = decide_now()
+        assert cached == fresh and len(cached) == 4 and peers.trials_read == [running.number, own.number + 1]
+        decide_now()
+        assert peers.trials_read == []  # every peer finished and read: nothing more to read
 
 
 @pytest.mark.parametrize(
