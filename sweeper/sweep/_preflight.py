@@ -11,7 +11,7 @@ import logging
 from ..config import ConfigError, TrainingConfig, build_training_config
 from ..storage import Storage
 from ..study import StudySpec
-from ..training import prepare_pairs
+from ..training import PreparedPairs, prepare_pairs
 from ._identity import StudyInputs, study_inputs
 from ._worker import HeartbeatSettings
 
@@ -29,21 +29,32 @@ def representative_config(spec: StudySpec) -> TrainingConfig:
 
 
 def open_checked(spec: StudySpec, heartbeat: HeartbeatSettings) -> tuple[Storage, StudyInputs]:
-    """The study's inputs checked (`check_study_inputs`), then the command's storage opened (a storage that does
-    not answer fails there, with the fix named). In that order, a refused sweep leaves nothing behind: no empty
-    database, no table added to an existing one."""
-    inputs = check_study_inputs(spec)
-    return Storage.open(spec.storage, heartbeat.interval_s, heartbeat.grace_s), inputs
+    """The study's data checked, then the command's storage opened (a storage that does not answer fails there, with
+    the fix named), then the data line shown. In that order a refused sweep leaves nothing behind (no empty
+    database, no table added to an existing one) and says one thing: its error."""
+    representative, pairs = _checked_data(spec)
+    storage = Storage.open(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
+    _show_data(representative, pairs)
+    return storage, study_inputs(spec, pairs.data_fingerprint)
 
 
 def check_study_inputs(spec: StudySpec) -> StudyInputs:
-    """Raise ConfigError when the data leaves no trial anything to train on; return what the study is built on, for
-    `open_study` to remember or compare."""
+    """Raise ConfigError when the data leaves no trial anything to train on; show the data line and its warnings;
+    return what the study is built on, for `open_study` to remember or compare."""
+    representative, pairs = _checked_data(spec)
+    _show_data(representative, pairs)
+    return study_inputs(spec, pairs.data_fingerprint)
+
+
+def _checked_data(spec: StudySpec) -> tuple[TrainingConfig, PreparedPairs]:
     try:
         representative = representative_config(spec)
-        pairs = prepare_pairs(representative)
+        return representative, prepare_pairs(representative)
     except ConfigError as error:
         raise ConfigError(f"base_config {spec.base_config}: {error}") from None
+
+
+def _show_data(representative: TrainingConfig, pairs: PreparedPairs) -> None:
     train, validation = pairs.checks
     log.info(
         "data %s: %d training and %d validation pairs (%d and %d dropped for prompts filling orpo.max_length), "
@@ -52,4 +63,3 @@ def check_study_inputs(spec: StudySpec) -> StudyInputs:
     )
     for warning in pairs.warnings:
         log.warning(warning)
-    return study_inputs(spec, pairs.data_fingerprint)
