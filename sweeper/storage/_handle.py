@@ -18,8 +18,9 @@ from ._url import redact_url, resolve_storage_url
 
 
 class Storage:
-    """`Storage.open(url, ...)` to run trials (creates what is missing, heartbeats on), `Storage.for_reading(url)`
-    to read a stored study (creates nothing). Close it, or use it as a context manager."""
+    """`Storage.open(url, ...)` to run trials (creates the database where missing, heartbeats on),
+    `Storage.for_reading(url)` to read a stored study (never creates a database file). Close it, or use it as a
+    context manager."""
 
     def __init__(self, optuna_storage: optuna.storages.RDBStorage) -> None:
         self.optuna = optuna_storage

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import optuna
 import pytest
 
@@ -28,32 +26,6 @@ def test_optuna_the_curves_and_the_slot_lock_share_the_storages_one_engine(stora
     with Storage.for_reading(storage_url) as reading:  # what was written is there for the next command
         assert unique_name in reading.study_names()
         assert len(optuna.load_study(study_name=unique_name, storage=reading.optuna).trials) == 1
-
-
-@pytest.mark.postgres
-def test_slot_locks_on_one_engine_exclude_each_other(postgres_url, unique_name):
-    """A packed worker's slots take their locks from the worker's one engine: they must still exclude each other,
-    and a released lock must not stay held by a pooled session."""
-    with Storage.open(postgres_url, heartbeat_interval_s=None) as storage:
-        first = TrialSlotLock(storage.url, unique_name, engine=storage.engine)
-        second = TrialSlotLock(storage.url, unique_name, engine=storage.engine)
-        got_it = threading.Event()
-
-        def take_second() -> None:
-            second.acquire()
-            got_it.set()
-
-        first.acquire()
-        waiter = threading.Thread(target=take_second, daemon=True)
-        waiter.start()
-        assert not got_it.wait(1.0)  # blocked while the first holds the lock
-        first.release()
-        assert got_it.wait(10.0)
-        second.close()
-        first.close()
-        elsewhere = TrialSlotLock(storage.url, unique_name)  # another process's lock, on its own engine
-        elsewhere.acquire()  # would block forever if a pooled connection still held the lock
-        elsewhere.close()
 
 
 def test_reading_a_missing_sqlite_file_is_refused_and_creates_none(tmp_path):
