@@ -105,7 +105,17 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="sweeper-scale-") as name:
             folder = Path(name)
             url = f"sqlite:///{folder / 'study.db'}"
-            build_known_study(url, "scale", n_random=size - 4)  # + 2 hand-made, 1 failed, 1 pruned
+            # built in a child process: a command forked from this one would count this one's memory as its own
+            builder = os.fork()
+            if builder == 0:
+                code = 1
+                try:
+                    build_known_study(url, "scale", n_random=size - 4)  # + 2 hand-made, 1 failed, 1 pruned
+                    code = 0
+                finally:
+                    os._exit(code)
+            if os.waitstatus_to_exitcode(os.waitpid(builder, 0)[1]) != 0:
+                sys.exit(f"building the {size}-trial study failed")
             study_file = write_study_file(folder / "study.yaml", "scale", url)
             for command in (c for c in COMMANDS if c in args.commands):
                 results[command][size] = _run(COMMANDS[command], study_file, folder)
