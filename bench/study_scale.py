@@ -1,7 +1,12 @@
 """Commands on studies of N trials: CPU seconds and peak memory of `status`, `analyze --json` and `report`, and
-the CPU seconds of one pruning decision, with the growth exponent between sizes (issue 17's measurement: SQLite).
+the CPU seconds of a worker's progress line and of a pruning decision, with the growth exponent between sizes
+(issue 17's measurement: SQLite).
 
-    .venv/bin/python bench/study_scale.py [--sizes 100 1000] [--commands status "analyze --json" report "pruning decision"]
+    .venv/bin/python bench/study_scale.py [--sizes 100 1000] \
+        [--commands status "analyze --json" report "progress line" "pruning decision"]
+
+The progress line (what a worker prints after every trial, and a launcher every 2 s) is timed in this process on
+the loaded study: its first call (which reads the study) and the next (what each trial pays).
 
 A pruning decision (the `dominated` pruner at rung 0.25, objectives eval_nll_loss and eval_odds_ratio_loss, which
 the stored curves hold) is timed in this process, as a worker makes it: its first decision (which reads every
@@ -16,6 +21,7 @@ runs in its own process; CPU seconds are user + system of that process, memory i
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -35,6 +41,25 @@ COMMANDS = {
     "report": ["report", "-o", "report.html"],
 }
 DECISIONS = ("pruning decision (first)", "pruning decision (later)")
+PROGRESS = ("progress line (first)", "progress line (later)")
+IN_PROCESS = {"pruning decision": DECISIONS, "progress line": PROGRESS}
+
+
+def _progress_lines(url: str, folder: Path) -> dict[str, tuple[float, float, float]]:
+    """CPU s of a worker's progress line: the first (its study read) and a later one (what each trial pays)."""
+    import optuna
+
+    from sweeper.storage import Storage
+    from sweeper.sweep import read_progress
+
+    figures = {}
+    with Storage.for_reading(url) as storage:
+        study = optuna.load_study(study_name="scale", storage=storage.optuna)
+        for name in PROGRESS:
+            started_cpu, started = time.process_time(), time.perf_counter()
+            progress = read_progress(study, None)
+            figures[name] = (time.process_time() - started_cpu, time.perf_counter() - started, float(progress.done))
+    return figures
 
 
 def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, float]]:
@@ -93,43 +118,62 @@ def _run(arguments: list[str], study_file: Path, folder: Path) -> tuple[float, f
     return usage.ru_utime + usage.ru_stime, time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
+def _build(url: str, size: int) -> dict:
+    build_known_study(url, "scale", n_random=size - 4)  # and 2 hand-made, 1 failed, 1 pruned trials
+    return {}
+
+
+def _in_child(work) -> dict:
+    """`work()` (a dict of JSON values) in a forked child: this process stays as small as it started, so a command
+    forked from it later counts only its own memory (and a pruning decision's imports stay out of it)."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(read_end)
+        code = 1
+        try:
+            with os.fdopen(write_end, "w") as out:
+                json.dump(work(), out)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as answer:
+        text = answer.read()
+    if os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) != 0:
+        sys.exit("a measurement in a child process failed (its error is above)")
+    return json.loads(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--commands", nargs="+", choices=[*COMMANDS, "pruning decision"],
-                        default=[*COMMANDS, "pruning decision"])
+    parser.add_argument("--commands", nargs="+", choices=[*COMMANDS, *IN_PROCESS], default=[*COMMANDS, *IN_PROCESS])
     args = parser.parse_args()
-    names = [c for c in COMMANDS if c in args.commands] + (list(DECISIONS) if "pruning decision" in args.commands else [])
+    names = [c for c in COMMANDS if c in args.commands] + [
+        name for measure, measured in IN_PROCESS.items() if measure in args.commands for name in measured]
     results: dict[str, dict[int, tuple[float, float, float]]] = {name: {} for name in names}
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="sweeper-scale-") as name:
             folder = Path(name)
             url = f"sqlite:///{folder / 'study.db'}"
-            # built in a child process: a command forked from this one would count this one's memory as its own
-            builder = os.fork()
-            if builder == 0:
-                code = 1
-                try:
-                    build_known_study(url, "scale", n_random=size - 4)  # + 2 hand-made, 1 failed, 1 pruned
-                    code = 0
-                finally:
-                    os._exit(code)
-            if os.waitstatus_to_exitcode(os.waitpid(builder, 0)[1]) != 0:
-                sys.exit(f"building the {size}-trial study failed")
+            _in_child(lambda: _build(url, size))
             study_file = write_study_file(folder / "study.yaml", "scale", url)
             for command in (c for c in COMMANDS if c in args.commands):
                 results[command][size] = _run(COMMANDS[command], study_file, folder)
-            if "pruning decision" in args.commands:  # last: it imports the training stack into this process
-                for name, figures in _pruning_decisions(url, folder).items():
-                    results[name][size] = figures
-    print("# bench/study_scale.py: SQLite; CPU s (wall s), peak MB (a pruning decision: CPU s (wall s), peers "
-          "compared); growth = log(CPU ratio) / log(size ratio)")
+            for measure, measuring in (("progress line", _progress_lines), ("pruning decision", _pruning_decisions)):
+                if measure in args.commands:
+                    for name, figures in _in_child(lambda: measuring(url, folder)).items():
+                        results[name][size] = tuple(figures)
+    print("# bench/study_scale.py: SQLite; CPU s (wall s), peak MB (in this process: a pruning decision, CPU s "
+          "(wall s), peers compared; a progress line, CPU s (wall s), trials done); growth = log(CPU ratio) / "
+          "log(size ratio)")
     print("| command | " + " | ".join(f"{size} trials" for size in args.sizes) + " | growth |")
     print("|---|" + "---|" * len(args.sizes) + "---|")
     small, large = args.sizes[0], args.sizes[-1]
     for command, by_size in results.items():
-        unit = "peers" if command in DECISIONS else "MB"
-        digits = 3 if command in DECISIONS else 1
+        unit = "peers" if command in DECISIONS else "done" if command in PROGRESS else "MB"
+        digits = 1 if command in COMMANDS else 3
         cells = [f"{cpu:.{digits}f} s ({wall:.{digits}f} s), {mb:.0f} {unit}"
                  for cpu, wall, mb in (by_size[s] for s in args.sizes)]
         growth = math.log(by_size[large][0] / by_size[small][0]) / math.log(large / small)
