@@ -25,10 +25,12 @@ def _get(url: str) -> dict:
         return json.loads(response.read())
 
 
-@pytest.fixture
-def dashboard(known_study, tmp_path):
-    """`sweeper dashboard` in its own process on a free port; stopped (and waited for) in teardown."""
+@pytest.fixture(scope="module")
+def dashboard(known_study, tmp_path_factory):
+    """`sweeper dashboard` in its own process on a free port, shared by the module's tests (they only read);
+    stopped (and waited for) in teardown."""
     study_name, url = known_study
+    tmp_path = tmp_path_factory.mktemp("dashboard")
     study_file = write_study_file(tmp_path / "known.yaml", study_name, url)
     port = free_port()
     log_path = tmp_path / "dashboard.log"

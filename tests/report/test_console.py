@@ -57,8 +57,11 @@ def test_status_of_a_large_study_lists_the_trials_worth_a_line_and_all_on_reques
 
     from sweeper.cli import STATUS_LATEST, STATUS_ROWS
 
+    from sweeper.storage import open_storage
+
     url = f"sqlite:///{tmp_path / 'large.db'}"
-    study = optuna.create_study(study_name="large", storage=url, directions=["minimize", "maximize"])
+    storage = open_storage(url, heartbeat_interval_s=None)  # write-ahead log: the trials' commits in a fraction
+    study = optuna.create_study(study_name="large", storage=storage, directions=["minimize", "maximize"])
     n_trials = STATUS_ROWS + 5
     for loss, margin in np.random.default_rng(0).random((n_trials, 2)):
         trial = study.ask()
