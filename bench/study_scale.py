@@ -67,7 +67,7 @@ def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, 
     import optuna
 
     from sweeper.metrics import CurvePoint
-    from sweeper.storage import Storage, TrialRecord
+    from sweeper.storage import Storage
     from sweeper.study import load_study_spec
     from sweeper.sweep._intermediate import PeerRungs
     from sweeper.sweep._pruning import decide
@@ -95,9 +95,9 @@ def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, 
             source = finished[-1]  # one more trial finishes: a copy of the last, its curves included
             study.add_trial(optuna.trial.create_trial(
                 params=source.params, distributions=source.distributions, values=source.values,
-                user_attrs=TrialRecord.of(source).user_attrs() | {"planned_steps": 40}))
+                user_attrs=source.user_attrs))
             rows = storage.curves.read("scale", trial_number=source.number)
-            storage.curves.write("scale", len(study.trials) - 1, [
+            storage.curves.write("scale", study.get_trials(deepcopy=False)[-1].number, [
                 CurvePoint(row["step"], row["split"], row["metric"], row["value"]) for row in rows])
     return figures
 

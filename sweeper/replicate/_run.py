@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import ConfigError, build_training_config
-from ..storage import CurveStore, Storage, TrialRecord, replicates_study_name
+from ..storage import CurveStore, Storage, TrialRecord, pareto_front, replicates_study_name
 from ..study import StudySpec
 from ..sweep import HeartbeatSettings, TrialObjective, open_study
 from ..trial import TrialFailure
@@ -35,7 +35,7 @@ def top_pareto_trials(study: optuna.Study, top: int) -> list[FrozenTrial]:
     if not complete:
         raise ConfigError(f"study {study.study_name!r} has no completed trials to replicate; run `sweeper sweep` first")
     sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MINIMIZE else -1.0
-    candidates = study.best_trials if len(study.directions) > 1 else complete
+    candidates = pareto_front(study) if len(study.directions) > 1 else complete
     return sorted(candidates, key=lambda t: (sign * t.values[0], t.number))[:top]
 
 

@@ -103,10 +103,10 @@ def run_worker(
     storage: Storage | None = None,
 ) -> optuna.Study:
     """Run trials until the target or timeout. Ctrl-C propagates as KeyboardInterrupt after the running trial
-    is recorded as FAIL with reason `interrupted`; after SIGTERM a copy of that trial is queued as well. `inputs` (from `check_study_inputs`) are checked against what
-    the study was built on, and each trial records their version. With `spec.pack` above 1 the worker trains that
-    many trials at once on one base model (`_run_packed`). `storage`: the command's (see `Storage`); without it the
-    worker opens the study's own."""
+    is recorded as FAIL with reason `interrupted`; after SIGTERM a copy of that trial is queued as well. `inputs`
+    (from `open_checked` or `check_study_inputs`) are checked against what the study was built on, and each trial
+    records their version. With `spec.pack` above 1 the worker trains that many trials at once on one base model
+    (`_run_packed`). `storage`: the command's (see `Storage`); without it the worker opens the study's own."""
     with storage_for(spec, heartbeat, storage) as opened:
         return _run_worker(spec, opened, heartbeat, show_progress, device_count, inputs, allow_changed_inputs)
 
