@@ -17,7 +17,7 @@ from ..config import ConfigError
 from ..storage import Storage, TrialRecord, pareto_front, rerun_map, replicates_study_name, stored_failure_reason
 from ._advice import advise
 from ._claims import judge_claims, judge_side
-from ._correlation import N_BOOTSTRAP, direction_of, high_minus_low, spearman_with_ci, strength_of
+from ._correlation import N_BOOTSTRAP, direction_of, high_minus_low, spearman_table, strength_of
 from ._data import (
     EFFECTIVE_BATCH_SIZE,
     Advice,
@@ -110,7 +110,7 @@ def analyze_study(
             importances += importances_for(complete, values, target, maximize, searched, seed=seed)
 
         correlations = _correlations(completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
-        with _one_blas_thread_for_small(len(completed_rows)):
+        with _one_blas_thread():
             effects, interactions = _effect_shapes(
                 completed_rows, parameters, targets, names, directions, spread.pooled_sd, seed
             )
@@ -339,16 +339,14 @@ def _numeric_axes(rows: Sequence[TrialRow], parameters: Sequence[ParameterInfo])
 # Each advised trial costs a surrogate prediction with its covariance over every candidate move: linear in the
 # advised trials, and a table of thousands of rows helps nobody. Larger studies advise the Pareto trials and the latest.
 MAX_ADVISED_TRIALS = 200
-# Up to this many trials the surrogates' BLAS calls run single-threaded (see _one_blas_thread_for_small).
-SMALL_SURROGATE_ROWS = 512
-
-
-def _one_blas_thread_for_small(rows: int):
-    """The surrogates' matrices are rows x rows: below SMALL_SURROGATE_ROWS a second BLAS thread only spins (the
-    known study's analysis took 4.7 s with one thread against 16 to 26 s with two on a busy 2-core machine)."""
+def _one_blas_thread():
+    """The surrogates' matrices are at most MAX_SURROGATE_TRIALS square (larger studies are subsampled), and for
+    matrices that small a second BLAS thread only spins: the known study's analysis took 4.7 s with one thread
+    against 16 to 26 s with two on a busy 2-core machine; at 3,000 trials the surrogates' Cholesky factorisations
+    took 0.09 s each with two threads while a sweep ran beside it."""
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1, user_api="blas") if rows <= SMALL_SURROGATE_ROWS else contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _advice(
@@ -426,16 +424,26 @@ def _correlations(
     columns = [p.name for p in parameters if p.numeric]
     if EFFECTIVE_BATCH_SIZE not in columns:
         columns.append(EFFECTIVE_BATCH_SIZE)
-    correlations = []
+    x_of = {column: {row.number: x for row in rows if (x := parameter_value(row, column)) is not None}
+            for column in columns}
+    # pairs over the same trials share one set of bootstrap resamples (normally all of them: every completed trial
+    # has every parameter and target), each variable ranked once per resample
+    groups: dict[tuple[int, ...], list[tuple[str, str]]] = defaultdict(list)
     for parameter in columns:
         for target, values in targets.items():
-            pairs = [
-                (x, values[row.number])
-                for row in rows
-                if (x := parameter_value(row, parameter)) is not None and row.number in values
-            ]
-            xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
-            rho, low, high = spearman_with_ci(xs, ys, n_bootstrap, seed)
+            numbers = tuple(row.number for row in rows if row.number in x_of[parameter] and row.number in values)
+            groups[numbers].append((parameter, target))
+    found = {}
+    for numbers, pairs in groups.items():
+        group_columns = {p: [x_of[p][n] for n in numbers] for p in dict.fromkeys(p for p, _ in pairs)}
+        group_targets = {t: [targets[t][n] for n in numbers] for t in dict.fromkeys(t for _, t in pairs)}
+        table = spearman_table(group_columns, group_targets, n_bootstrap, seed)
+        for pair in pairs:
+            found[pair] = (len(numbers), group_columns[pair[0]], group_targets[pair[1]], table[pair])
+    correlations = []
+    for parameter in columns:
+        for target in targets:
+            n_trials, xs, ys, (rho, low, high) = found[(parameter, target)]
             correlations.append(
                 Correlation(
                     parameter=parameter,
@@ -443,7 +451,7 @@ def _correlations(
                     rho=rho,
                     ci_low=low,
                     ci_high=high,
-                    n_trials=len(pairs),
+                    n_trials=n_trials,
                     direction=direction_of(low, high),
                     strength=strength_of(rho),
                     high_minus_low=high_minus_low(xs, ys),

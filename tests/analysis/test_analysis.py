@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from scipy import stats
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
@@ -36,6 +37,7 @@ from sweeper.analysis import (
     analyze_study,
     spearman_with_ci,
 )
+from sweeper.analysis._correlation import _CHUNK, spearman_table
 from sweeper.analysis._importance import importances_for
 from sweeper.cli import main
 from sweeper.config import ConfigError
@@ -179,6 +181,32 @@ def test_spearman_bootstrap_interval():
     assert 0.88 <= np.mean(covered) <= 0.995
     assert spearman_with_ci([1, 2, 3], [1, 2, 3]) == (None, None, None)  # too few trials
     assert spearman_with_ci([1, 1, 1, 1], [1, 2, 3, 4]) == (None, None, None)  # constant parameter
+
+
+def test_spearman_resamples_ranked_by_counts_equal_resamples_ranked_afresh():
+    # the bootstrap ranks a resample from how often it drew each trial instead of sorting it: the same rho per
+    # resample (ties averaged), so the same interval as ranking each resample with scipy, for the same draws
+    rng = np.random.default_rng(4)
+    for n, tied in ((6, False), (50, True), (400, False), (400, True)):
+        x = rng.choice([4.0, 8.0, 16.0], n) if tied else rng.normal(size=n)
+        y = rng.integers(0, 5, n).astype(float) if tied else x + rng.normal(size=n)
+        draws = np.random.default_rng(7)
+        rhos = []
+        for start in range(0, 300, _CHUNK):
+            for picks in draws.integers(0, n, size=(min(_CHUNK, 300 - start), n)):
+                a, b = x[picks], y[picks]
+                rhos.append(np.nan if np.ptp(a) == 0 or np.ptp(b) == 0 else stats.spearmanr(a, b).statistic)
+        expected = np.nanpercentile(rhos, [2.5, 97.5])
+        rho, low, high = spearman_with_ci(x, y, n_bootstrap=300, seed=7)
+        assert rho == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+        assert [low, high] == pytest.approx(expected, abs=1e-12)
+    # pairs computed together get what each gets alone
+    columns = {"a": rng.normal(size=60), "b": rng.choice([1.0, 2.0], 60), "constant": np.ones(60)}
+    targets = {"t": columns["a"] + rng.normal(size=60), "u": rng.normal(size=60)}
+    table = spearman_table(columns, targets, n_bootstrap=200, seed=2)
+    for (column, target), found in table.items():
+        assert found == spearman_with_ci(columns[column], targets[target], n_bootstrap=200, seed=2)
+    assert table[("constant", "t")] == (None, None, None)
 
 
 @pytest.mark.integration
