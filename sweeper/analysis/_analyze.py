@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -83,16 +83,15 @@ def analyze_study(
         directions = [direction.name.lower() for direction in study.directions]
         names = study.metric_names or [f"value_{i}" for i in range(len(directions))]
         objectives = [ObjectiveInfo(name, direction) for name, direction in zip(names, directions, strict=True)]
-        curve_rows = _by_trial(storage.curves.read(study_name, metrics=LOSS_METRICS))
         frozen = study.get_trials(deepcopy=False)
-        rows = _trial_rows(frozen, curve_rows, names)
+        pareto_numbers = sorted(t.number for t in pareto_front(study, frozen))
+        rows, pareto_curve_rows = _trial_rows(frozen, _curve_reader(storage, study_name), names, keep=pareto_numbers)
         best_gain = best_improvement([row.fit for row in rows if row.fit])
         for row in rows:
             if row.fit is not None:
                 row.fit = label_fit(row.fit, best_gain, rule)
 
         complete = [t for t in frozen if t.state == TrialState.COMPLETE]
-        pareto_numbers = sorted(t.number for t in pareto_front(study))
         for row in rows:
             row.pareto = row.number in pareto_numbers
         spread = _seed_spread(study_name, storage, rows, names, best_gain, rule)
@@ -144,7 +143,7 @@ def analyze_study(
         hypervolume=hypervolume_history(
             [t.number for t in complete], [list(t.values) for t in complete], directions
         ),
-        pareto_curves=_pareto_curves(pareto_numbers, curve_rows),
+        pareto_curves=_pareto_curves(pareto_numbers, pareto_curve_rows),
         importances=importances,
         correlations=correlations,
         claims=claims,
@@ -198,11 +197,37 @@ def _config_value(config: Mapping[str, Any] | None, section: str, key: str) -> A
     return part.get(key) if isinstance(part, Mapping) else None
 
 
+CurveReader = Callable[[Sequence[int]], Mapping[int, list[Mapping[str, Any]]]]
+# Trials whose loss curves are read and measured at once: a study of thousands of trials holds hundreds of thousands
+# of loss points, and only one chunk's are held at a time (the Pareto trials' are kept for their figures).
+FIT_CHUNK = 1000
+
+
+def _curve_reader(storage: Storage, study_name: str) -> CurveReader:
+    """The loss curves (the metrics the fit reads) of the given trials, by trial."""
+    return lambda numbers: _by_trial(storage.curves.read(study_name, metrics=LOSS_METRICS, trial_numbers=numbers))
+
+
 def _trial_rows(
-    trials: Sequence[FrozenTrial], curve_rows: Mapping[int, list[Mapping[str, Any]]], names: Sequence[str]
+    trials: Sequence[FrozenTrial], read_curves: CurveReader, names: Sequence[str], keep: Collection[int] = ()
+) -> tuple[list[TrialRow], dict[int, list[Mapping[str, Any]]]]:
+    """A row per trial, and the curve rows of the trials in `keep`."""
+    rows: list[TrialRow] = []
+    kept: dict[int, list[Mapping[str, Any]]] = {}
+    reruns = rerun_map(list(trials))
+    for start in range(0, len(trials), FIT_CHUNK):
+        chunk = trials[start:start + FIT_CHUNK]
+        complete = [t.number for t in chunk if t.state == TrialState.COMPLETE]
+        curve_rows = read_curves(complete) if complete else {}
+        rows += _chunk_rows(chunk, curve_rows, names, reruns)
+        kept.update({number: curve_rows[number] for number in keep if number in curve_rows})
+    return rows, kept
+
+
+def _chunk_rows(
+    trials: Sequence[FrozenTrial], curve_rows: Mapping[int, list[Mapping[str, Any]]], names: Sequence[str], reruns
 ) -> list[TrialRow]:
     rows = []
-    reruns = rerun_map(list(trials))
     for trial in trials:
         record = TrialRecord.of(trial)
         config = record.training_config
@@ -487,7 +512,7 @@ def _seed_spread(
         trials = optuna.load_study(study_name=companion, storage=storage.optuna).get_trials(
             deepcopy=False, states=(TrialState.COMPLETE,)
         )
-        replicate_rows = _trial_rows(trials, _by_trial(storage.curves.read(companion, metrics=LOSS_METRICS)), names)
+        replicate_rows, _ = _trial_rows(trials, _curve_reader(storage, companion), names)
         for trial, row in zip(trials, replicate_rows, strict=True):
             if row.fit is not None:
                 row.fit = label_fit(row.fit, best_gain, rule)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from scipy import stats
 import optuna
 import pytest
+from scipy import stats
 from optuna.distributions import FloatDistribution
 
 from _known_study import (
@@ -37,10 +37,12 @@ from sweeper.analysis import (
     analyze_study,
     spearman_with_ci,
 )
+from sweeper.analysis import _analyze
 from sweeper.analysis._correlation import _CHUNK, spearman_table
 from sweeper.analysis._importance import importances_for
 from sweeper.cli import main
 from sweeper.config import ConfigError
+from sweeper.storage import Storage
 
 
 @pytest.fixture
@@ -166,6 +168,30 @@ def test_pareto_front_and_hypervolume(analysis):
     assert all(later >= earlier for earlier, later in zip(history.values, history.values[1:]))
     assert history.values[-1] > 0
     assert {c.trial_number for c in analysis.pareto_curves} == set(analysis.pareto_numbers)
+
+
+def test_fits_read_the_curves_a_chunk_of_trials_at_a_time(known_study, known_analysis, monkeypatch):
+    # a large study's loss curves are read and measured a chunk of trials at a time, the Pareto trials' kept for
+    # their figures: the same fits and Pareto curves as the session's analysis, which read them in one chunk
+    name, url = known_study
+    monkeypatch.setattr(_analyze, "FIT_CHUNK", 7)
+    reads = []
+    with Storage.for_reading(url) as storage:
+        study = optuna.load_study(study_name=name, storage=storage.optuna)
+        reader = _analyze._curve_reader(storage, name)
+
+        def counted(numbers):
+            reads.append(len(numbers))
+            return reader(numbers)
+
+        rows, kept = _analyze._trial_rows(
+            study.get_trials(deepcopy=False), counted, study.metric_names, keep=known_analysis.pareto_numbers
+        )
+    assert len(reads) > 1 and max(reads) <= 7
+    measured = lambda fit: fit and (fit.generalization_gap, fit.eval_min_step, fit.eval_rise_after_min)  # noqa: E731
+    assert [measured(row.fit) for row in rows] == [measured(row.fit) for row in known_analysis.trials]
+    assert sorted(kept) == known_analysis.pareto_numbers
+    assert _analyze._pareto_curves(known_analysis.pareto_numbers, kept) == known_analysis.pareto_curves
 
 
 def test_spearman_bootstrap_interval():
