@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
@@ -45,6 +46,7 @@ def _interval(low, high) -> str:
 # Pareto trials only, WebGL scatter, parallel coordinates and the fit table on a subset (named in their titles).
 LARGE_STUDY = 500
 MAX_PARALLEL_LINES = 1000
+MAX_GAP_DOTS = 2000
 MAX_TABLE_ROWS = 150  # a plotly table draws every cell as SVG: 500 rows of the fit table took 22 s to open
 
 
@@ -61,6 +63,19 @@ def _hover(trial: TrialRow) -> str:
     return f"trial {trial.number}{' (Pareto)' if trial.pareto else ''}<br>{values}<br>{params}{fit}"
 
 
+def _scatter_for(analysis: StudyAnalysis):
+    """WebGL above LARGE_STUDY trials: SVG draws each of thousands of markers as its own element (a 10,000-trial
+    report took 24 s to open in headless Chromium)."""
+    return go.Scattergl if len(analysis.completed) > LARGE_STUDY else go.Scatter
+
+
+def _steps_only(numbers: Sequence[int], values: Sequence[float]) -> tuple[list[int], list[float]]:
+    """A running best as its steps: the first point, each point where the value changes, and the last. Drawn as a
+    step line it is the same curve, with a marker per improvement instead of one per trial."""
+    kept = [i for i in range(len(values)) if i in (0, len(values) - 1) or values[i] != values[i - 1]]
+    return [numbers[i] for i in kept], [values[i] for i in kept]
+
+
 def pareto_front(analysis: StudyAnalysis) -> go.Figure:
     """Completed trials in objective space, colored by log10(beta); the Pareto front joined and ringed."""
     completed = analysis.completed
@@ -72,15 +87,16 @@ def pareto_front(analysis: StudyAnalysis) -> go.Figure:
         line=dict(width=[2.5 if t.pareto else 0.5 for t in completed], color="black"),
     )
     hover = _hovers(analysis, completed)
+    scatter = _scatter_for(analysis)
     figure = go.Figure()
     if len(names) == 1:
-        figure.add_trace(go.Scatter(x=[t.number for t in completed], y=[t.values[names[0]] for t in completed],
+        figure.add_trace(scatter(x=[t.number for t in completed], y=[t.values[names[0]] for t in completed],
                                     mode="markers", marker=marker, hovertext=hover, hoverinfo="text", name="trials"))
         figure.update_layout(xaxis_title="trial", yaxis_title=f"{names[0]} ({analysis.objectives[0].direction})")
     elif len(names) == 2:
         xs, ys = [t.values[names[0]] for t in completed], [t.values[names[1]] for t in completed]
-        figure.add_trace(go.Scatter(x=xs, y=ys, mode="markers", marker=marker, hovertext=hover, hoverinfo="text",
-                                    name="trials"))
+        figure.add_trace(scatter(x=xs, y=ys, mode="markers", marker=marker, hovertext=hover, hoverinfo="text",
+                                 name="trials"))
         front = sorted(analysis.pareto_trials, key=lambda t: t.values[names[0]])
         figure.add_trace(go.Scatter(x=[t.values[names[0]] for t in front], y=[t.values[names[1]] for t in front],
                                     mode="lines", line=dict(color="black", dash="dot"), name="Pareto front",
@@ -101,8 +117,8 @@ def hypervolume_history(analysis: StudyAnalysis) -> go.Figure:
     figure = go.Figure()
     history = analysis.hypervolume
     if history is not None:
-        figure.add_trace(go.Scatter(x=history.trial_numbers, y=history.values, mode="lines+markers",
-                                    name="hypervolume"))
+        numbers, values = _steps_only(history.trial_numbers, history.values)
+        figure.add_trace(go.Scatter(x=numbers, y=values, mode="lines+markers", line_shape="hv", name="hypervolume"))
         reference = ", ".join(_number(v) for v in history.reference_point)
         figure.update_layout(title=f"Hypervolume history (reference point {reference})",
                              xaxis_title="trial", yaxis_title="hypervolume")
@@ -115,7 +131,9 @@ def hypervolume_history(analysis: StudyAnalysis) -> go.Figure:
             running = value if running is None else pick(running, value)
             numbers.append(trial.number)
             best.append(running)
-        figure.add_trace(go.Scatter(x=numbers, y=best, mode="lines+markers", name=f"best {objective.name}"))
+        numbers, best = _steps_only(numbers, best)
+        figure.add_trace(go.Scatter(x=numbers, y=best, mode="lines+markers", line_shape="hv",
+                                    name=f"best {objective.name}"))
         figure.update_layout(title=f"Best {objective.name} so far", xaxis_title="trial", yaxis_title=objective.name)
     figure.update_layout(height=_HEIGHT - 80)
     return figure
@@ -289,6 +307,15 @@ def interaction_surface(analysis: StudyAnalysis) -> go.Figure:
     return figure
 
 
+def _pareto_and_sample(trials: Sequence[TrialRow], limit: int) -> list[TrialRow]:
+    """At most `limit` trials in trial order: the Pareto ones, and a random sample of the rest (seeded: the same
+    report every time). A sample shows how the trials spread; the latest trials of a sampler cluster near its best."""
+    pareto = [t for t in trials if t.pareto][:limit]
+    rest = [t for t in trials if not t.pareto]
+    picked = random.Random(0).sample(rest, min(len(rest), limit - len(pareto)))
+    return sorted(pareto + picked, key=lambda trial: trial.number)
+
+
 def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
     """Gap against each numeric hyperparameter and the effective batch size, colored by fit label."""
     columns = [p for p in analysis.parameters if p.numeric]
@@ -301,7 +328,11 @@ def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
     rows = math.ceil(len(names) / n_columns)
     figure = make_subplots(rows=rows, cols=n_columns, subplot_titles=titles, vertical_spacing=0.5 / max(rows, 1))
     fitted = [t for t in analysis.completed if t.fit and t.fit.generalization_gap is not None]
-    scatter = go.Scattergl if len(analysis.completed) > LARGE_STUDY else go.Scatter  # WebGL: thousands of dots
+    shown = ""
+    if len(fitted) > MAX_GAP_DOTS:  # six panels of 10,000 dots each: 3 MB and seconds to open, and one blot
+        shown = f" ({MAX_GAP_DOTS} of {len(fitted)} trials: the Pareto ones and a random sample of the rest)"
+        fitted = _pareto_and_sample(fitted, MAX_GAP_DOTS)
+    scatter = _scatter_for(analysis)
     for index, name in enumerate(names):
         row, column = divmod(index, n_columns)
         for label in (UNDERFIT, BALANCED, OVERFIT, None):
@@ -319,7 +350,8 @@ def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
         if index < len(columns) and columns[index].log_scale:
             figure.update_xaxes(type="log", row=row + 1, col=column + 1)
     figure.update_yaxes(title_text="gap")
-    figure.update_layout(title=f"Generalization gap ({analysis.loss_form}, validation - training) per hyperparameter",
+    figure.update_layout(title=f"Generalization gap ({analysis.loss_form}, validation - training) per hyperparameter"
+                               f"{shown}",
                          height=max(_HEIGHT, 330 * rows), legend=dict(orientation="h", y=-0.08))
     return figure
 

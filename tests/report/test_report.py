@@ -180,6 +180,30 @@ def test_a_study_whose_space_changed_renders_and_names_the_mixed_versions(tmp_pa
     assert "/data/pairs.jsonl (20 training / 4 validation pairs, fingerprint fp-a, 3 trials)" in page
 
 
+def test_a_large_studys_gap_panels_show_the_pareto_trials_and_a_sample(known_analysis, monkeypatch):
+    from sweeper.report import _figures
+
+    monkeypatch.setattr(_figures, "MAX_GAP_DOTS", 12)
+    figure = _figures.gap_versus_parameters(known_analysis)
+    fitted = [t for t in known_analysis.completed if t.fit and t.fit.generalization_gap is not None]
+    first_panel = [trace for trace in figure.data if trace.xaxis == "x"]
+    shown = [int(re.match(r"trial (\d+)", text).group(1)) for trace in first_panel for text in trace.hovertext]
+    assert len(shown) == 12 and set(known_analysis.pareto_numbers) <= set(shown)
+    assert shown != sorted(t.number for t in fitted)[-12:]  # a sample of the rest, not the latest
+    assert f"(12 of {len(fitted)} trials: the Pareto ones and a random sample of the rest)" in figure.layout.title.text
+
+
+def test_the_hypervolume_history_is_drawn_as_its_steps(known_analysis):
+    from sweeper.report import _figures
+
+    history = known_analysis.hypervolume
+    trace = _figures.hypervolume_history(known_analysis).data[0]
+    assert trace.line.shape == "hv" and len(trace.x) < len(history.trial_numbers)
+    for number, value in zip(history.trial_numbers, history.values):  # the step line passes through every value
+        drawn = [y for x, y in zip(trace.x, trace.y) if x <= number][-1]
+        assert drawn == value
+
+
 @pytest.mark.slow
 def test_a_report_of_1000_trials_stays_small_names_its_subsets_and_renders(tmp_path):
     from _known_study import build_known_study
