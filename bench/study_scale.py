@@ -1,9 +1,9 @@
-"""Commands on studies of N trials: CPU seconds and peak memory of `status`, `analyze --json` and `report`, and
-the CPU seconds of a worker's progress line and of a pruning decision, with the growth exponent between sizes
-(issue 17's measurement: SQLite).
+"""Commands on studies of N trials: CPU seconds and peak memory of `status`, `analyze --json`, `report` and
+`export`, and the CPU seconds of a worker's progress line, a pruning decision and a sampler suggestion (TPE, GP),
+with the growth exponent between sizes (issue 17's measurement: SQLite).
 
-    .venv/bin/python bench/study_scale.py [--sizes 100 1000] \
-        [--commands status "analyze --json" report "progress line" "pruning decision"]
+    .venv/bin/python bench/study_scale.py [--sizes 100 1000] [--gp-max 1000] \
+        [--commands status "analyze --json" report export "progress line" "pruning decision" suggestion]
 
 The progress line (what a worker prints after every trial, and a launcher every 2 s) is timed in this process on
 the loaded study: its first call (which reads the study) and the next (what each trial pays).
@@ -12,6 +12,10 @@ A pruning decision (the `dominated` pruner at rung 0.25, objectives eval_nll_los
 the stored curves hold) is timed in this process, as a worker makes it: its first decision (which reads every
 finished peer's curves once) and a later one, after one more trial finished (which reads the running and new
 trials only).
+
+A suggestion is what a worker's sampler does for a new trial (`study.ask` with every parameter the stored trials
+have), with the sampler the study file would build: TPE (the default, multivariate), and GP on studies of at most
+`--gp-max` trials. The first on the loaded study, then a later one (after the first was told).
 
 Each study is the analysis tests' known-structure study (tests/_known_study.py: real Optuna trials with the user
 attributes and curves a sweep stores, ~50 curve points each) grown to N trials in a fresh SQLite file. Each command
@@ -39,10 +43,13 @@ COMMANDS = {
     "status": ["status"],
     "analyze --json": ["analyze", "--json"],
     "report": ["report", "-o", "report.html"],
+    "export": ["export", "-o", "export"],
 }
 DECISIONS = ("pruning decision (first)", "pruning decision (later)")
 PROGRESS = ("progress line (first)", "progress line (later)")
-IN_PROCESS = {"pruning decision": DECISIONS, "progress line": PROGRESS}
+SUGGESTIONS = {sampler: (f"{sampler} suggestion (first)", f"{sampler} suggestion (later)") for sampler in ("tpe", "gp")}
+IN_PROCESS = {"pruning decision": DECISIONS, "progress line": PROGRESS,
+              "suggestion": tuple(label for labels in SUGGESTIONS.values() for label in labels)}
 
 
 def _progress_lines(url: str, folder: Path) -> dict[str, tuple[float, float, float]]:
@@ -102,6 +109,36 @@ def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, 
     return figures
 
 
+def _suggestions(url: str, folder: Path, gp_max: int) -> dict[str, tuple[float, float, float]]:
+    """CPU s of a worker's sampler suggestion (ask, then every parameter the stored trials have), the first on the
+    loaded study and a later one (after the first trial was told), for TPE as the default study builds it and for
+    GP up to `gp_max` trials (its cost grows with the cube of the trials: the issue saw 5.4 GB and no suggestion
+    within 400 s at 5,000)."""
+    import optuna
+
+    from sweeper.storage import Storage
+    from sweeper.study import SamplerSpec, build_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    figures = {}
+    with Storage.for_reading(url) as storage:
+        source = optuna.load_study(study_name="scale", storage=storage.optuna)
+        completed = source.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        distributions = completed[-1].distributions
+        for name, measured in SUGGESTIONS.items():
+            if name == "gp" and len(completed) > gp_max:
+                continue
+            sampler = build_sampler(SamplerSpec(name=name, seed=0), len(source.directions))
+            study = optuna.load_study(study_name="scale", storage=storage.optuna, sampler=sampler)
+            for label in measured:
+                started_cpu, started = time.process_time(), time.perf_counter()
+                trial = study.ask(distributions)  # what a worker's objective asks, parameter by parameter
+                figures[label] = (time.process_time() - started_cpu, time.perf_counter() - started,
+                                  float(len(completed)))
+                study.tell(trial, completed[-1].values)
+    return figures
+
+
 def _run(arguments: list[str], study_file: Path, folder: Path) -> tuple[float, float, float]:
     """(CPU s, wall s, peak MB) of one command in its own process."""
     started = time.perf_counter()
@@ -149,6 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--commands", nargs="+", choices=[*COMMANDS, *IN_PROCESS], default=[*COMMANDS, *IN_PROCESS])
+    parser.add_argument("--gp-max", type=int, default=1000, help="largest study the GP sampler is timed on")
     args = parser.parse_args()
     names = [c for c in COMMANDS if c in args.commands] + [
         name for measure, measured in IN_PROCESS.items() if measure in args.commands for name in measured]
@@ -161,23 +199,27 @@ def main() -> None:
             study_file = write_study_file(folder / "study.yaml", "scale", url)
             for command in (c for c in COMMANDS if c in args.commands):
                 results[command][size] = _run(COMMANDS[command], study_file, folder)
-            for measure, measuring in (("progress line", _progress_lines), ("pruning decision", _pruning_decisions)):
+            measures = (("progress line", _progress_lines), ("pruning decision", _pruning_decisions),
+                        ("suggestion", lambda url, folder: _suggestions(url, folder, args.gp_max)))
+            for measure, measuring in measures:
                 if measure in args.commands:
                     for name, figures in _in_child(lambda: measuring(url, folder)).items():
                         results[name][size] = tuple(figures)
     print("# bench/study_scale.py: SQLite; CPU s (wall s), peak MB (in this process: a pruning decision, CPU s "
-          "(wall s), peers compared; a progress line, CPU s (wall s), trials done); growth = log(CPU ratio) / "
-          "log(size ratio)")
+          "(wall s), peers compared; a progress line, CPU s (wall s), trials done; a suggestion, CPU s (wall s), "
+          "completed trials); growth = log(CPU ratio) / log(size ratio)")
     print("| command | " + " | ".join(f"{size} trials" for size in args.sizes) + " | growth |")
     print("|---|" + "---|" * len(args.sizes) + "---|")
     small, large = args.sizes[0], args.sizes[-1]
     for command, by_size in results.items():
-        unit = "peers" if command in DECISIONS else "done" if command in PROGRESS else "MB"
+        unit = "peers" if command in DECISIONS else "done" if command in PROGRESS else (
+            "MB" if command in COMMANDS else "trials")
         digits = 1 if command in COMMANDS else 3
-        cells = [f"{cpu:.{digits}f} s ({wall:.{digits}f} s), {mb:.0f} {unit}"
-                 for cpu, wall, mb in (by_size[s] for s in args.sizes)]
-        growth = math.log(by_size[large][0] / by_size[small][0]) / math.log(large / small)
-        print(f"| {command} | " + " | ".join(cells) + f" | {growth:.2f} |")
+        cells = [f"{by_size[s][0]:.{digits}f} s ({by_size[s][1]:.{digits}f} s), {by_size[s][2]:.0f} {unit}"
+                 if s in by_size else f"- (not run above --gp-max {args.gp_max})" for s in args.sizes]
+        growth = (f"{math.log(by_size[large][0] / by_size[small][0]) / math.log(large / small):.2f}"
+                  if small in by_size and large in by_size else "-")
+        print(f"| {command} | " + " | ".join(cells) + f" | {growth} |")
 
 
 if __name__ == "__main__":
