@@ -385,12 +385,12 @@ def _write_hand_off(spec, storage) -> None:
     print(f"report: {report}\nexport: {folder / 'export'} ({len(manifest.trials)} Pareto-front configs, manifest.yaml)")
 
 
-def _analyze(args: argparse.Namespace, require_completed: bool = True):
+def _analyze(args: argparse.Namespace, require_completed: bool = True, trials_only: bool = False):
     from .analysis import analyze_study
 
     spec = _load_spec(args)
     with _open_for_reading(spec) as storage:
-        analysis = analyze_study(spec.study_name, storage)
+        analysis = analyze_study(spec.study_name, storage, trials_only=trials_only)
     if require_completed and not analysis.completed:
         raise ConfigError(
             f"{args.study}: study {spec.study_name!r} has no completed trials yet; run `sweeper sweep {args.study}`"
@@ -420,7 +420,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     _quiet_libraries()  # the check through TRL's and PEFT's own config classes imports them
     from .export import export_pareto
 
-    manifest = export_pareto(_analyze(args), args.output)
+    manifest = export_pareto(_analyze(args, trials_only=True), args.output)  # the Pareto trials are all it reads
     first = Path(args.output) / manifest.trials[0].file
     print(f"exported {len(manifest.trials)} Pareto-front configs and manifest.yaml to {args.output}\n"
           f"re-run one: sweeper trial {first}")

@@ -72,12 +72,15 @@ def analyze_study(
     rule: FitRule = FitRule(),
     n_bootstrap: int = N_BOOTSTRAP,
     seed: int = 0,
+    trials_only: bool = False,
 ) -> StudyAnalysis:
     """Everything `sweeper analyze`, the report and the export show, computed from storage alone. `storage`: the
-    command's (see `Storage`), or a storage URL, opened for reading here and closed after."""
+    command's (see `Storage`), or a storage URL, opened for reading here and closed after. `trials_only`: the
+    trials, their fit, the Pareto front and the seed spread, without the importances, correlations, effect shapes,
+    interactions, advice and claims (what `sweeper export` needs: those are most of an analysis's time)."""
     if isinstance(storage, str):
         with Storage.for_reading(storage) as opened:
-            return analyze_study(study_name, opened, rule, n_bootstrap, seed)
+            return analyze_study(study_name, opened, rule, n_bootstrap, seed, trials_only)
     with _quiet_optuna():
         study = load_stored_study(study_name, storage)
         directions = [direction.name.lower() for direction in study.directions]
@@ -100,6 +103,15 @@ def analyze_study(
         completed_rows = [row for row in rows if row.state == "COMPLETE"]
         notes = []
         targets = _targets(completed_rows, names)
+        if trials_only:
+            return StudyAnalysis(
+                study_name=study_name, storage=storage.redacted, objectives=objectives, parameters=parameters,
+                fit_rule=rule, loss_form=LOSS_FORM, trials=rows, pareto_numbers=pareto_numbers,
+                hypervolume=_hypervolume(complete, directions),
+                pareto_curves=_pareto_curves(pareto_numbers, pareto_curve_rows), importances=[], correlations=[],
+                claims=[], seed_spread=spread, notes=["trials only: no importances, effects, advice or claims"],
+                effects=[], interactions=[], advice=[],
+            )
         importances = []
         searched = [p.name for p in parameters if all(p.name in t.params for t in complete)]
         for target, values in targets.items():
@@ -140,9 +152,7 @@ def analyze_study(
         loss_form=LOSS_FORM,
         trials=rows,
         pareto_numbers=pareto_numbers,
-        hypervolume=hypervolume_history(
-            [t.number for t in complete], [list(t.values) for t in complete], directions
-        ),
+        hypervolume=_hypervolume(complete, directions),
         pareto_curves=_pareto_curves(pareto_numbers, pareto_curve_rows),
         importances=importances,
         correlations=correlations,
@@ -153,6 +163,10 @@ def analyze_study(
         interactions=interactions,
         advice=advice,
     )
+
+
+def _hypervolume(complete: Sequence[FrozenTrial], directions: Sequence[str]):
+    return hypervolume_history([t.number for t in complete], [list(t.values) for t in complete], directions)
 
 
 def _pruned_step(trial: FrozenTrial, record: TrialRecord) -> int | None:

@@ -104,6 +104,29 @@ def test_export_of_the_known_study_lists_every_pareto_trial(known_analysis, tmp_
         assert trial.dataset_fingerprint == "not stored"
 
 
+def test_the_export_command_skips_the_effects_and_writes_what_the_full_analysis_gives(
+    known_study, known_analysis, tmp_path, monkeypatch, capsys
+):
+    from _known_study import write_study_file
+
+    from sweeper.analysis import _analyze
+
+    def no_effects(*args, **kwargs):
+        raise AssertionError("the export computed importances, correlations or effects it never reads")
+
+    monkeypatch.setattr(_analyze, "importances_for", no_effects)
+    monkeypatch.setattr(_analyze, "_correlations", no_effects)
+    monkeypatch.setattr(_analyze, "_effect_shapes", no_effects)
+    study_file = write_study_file(tmp_path / "known.yaml", *known_study)
+    assert main(["export", str(study_file), "-o", str(tmp_path / "command")]) == 0
+    export_pareto(known_analysis, tmp_path / "full")
+    written = sorted(path.name for path in (tmp_path / "full").iterdir())
+    assert sorted(path.name for path in (tmp_path / "command").iterdir()) == written and len(written) > 2
+    for name in written:  # the same files, but for the folder each names
+        command = (tmp_path / "command" / name).read_text().replace(str(tmp_path / "command"), str(tmp_path / "full"))
+        assert command == (tmp_path / "full" / name).read_text()
+
+
 def test_the_sweep_hands_off_beside_its_sqlite_file(tmp_path, monkeypatch):
 
     from sweeper.cli import hand_off_folder
