@@ -1,8 +1,8 @@
 """Commands on studies of N trials: CPU seconds and peak memory of `status`, `analyze --json`, `report` and
 `export`, and the CPU seconds of a worker's progress line, a pruning decision and a sampler suggestion (TPE, GP),
-with the growth exponent between sizes (issue 17's measurement: SQLite).
+with the growth exponent between sizes (issue 17's measurement: SQLite, or PostgreSQL with --storage).
 
-    .venv/bin/python bench/study_scale.py [--sizes 100 1000] [--gp-max 1000] \
+    .venv/bin/python bench/study_scale.py [--sizes 100 1000] [--gp-max 1000] [--storage postgresql+psycopg2://...] \
         [--commands status "analyze --json" report export "progress line" "pruning decision" suggestion]
 
 The progress line (what a worker prints after every trial, and a launcher every 2 s) is timed in this process on
@@ -18,7 +18,8 @@ have), with the sampler the study file would build: TPE (the default, multivaria
 `--gp-max` trials. The first on the loaded study, then a later one (after the first was told).
 
 Each study is the analysis tests' known-structure study (tests/_known_study.py: real Optuna trials with the user
-attributes and curves a sweep stores, ~50 curve points each) grown to N trials in a fresh SQLite file. Each command
+attributes and curves a sweep stores, ~50 curve points each) grown to N trials in a fresh SQLite file, or under a
+study name of its own in the PostgreSQL database that --storage names (deleted after its measurements). Each command
 runs in its own process; CPU seconds are user + system of that process, memory its peak resident set.
 """
 
@@ -47,6 +48,8 @@ COMMANDS = {
 }
 DECISIONS = ("pruning decision (first)", "pruning decision (later)")
 PROGRESS = ("progress line (first)", "progress line (later)")
+# its own name, so that a study built in a shared PostgreSQL database (--storage) never meets another run's
+STUDY = f"scale-{os.getpid()}"
 SUGGESTIONS = {sampler: (f"{sampler} suggestion (first)", f"{sampler} suggestion (later)") for sampler in ("tpe", "gp")}
 IN_PROCESS = {"pruning decision": DECISIONS, "progress line": PROGRESS,
               "suggestion": tuple(label for labels in SUGGESTIONS.values() for label in labels)}
@@ -61,7 +64,7 @@ def _progress_lines(url: str, folder: Path) -> dict[str, tuple[float, float, flo
 
     figures = {}
     with Storage.for_reading(url) as storage:
-        study = optuna.load_study(study_name="scale", storage=storage.optuna)
+        study = optuna.load_study(study_name=STUDY, storage=storage.optuna)
         for name in PROGRESS:
             started_cpu, started = time.process_time(), time.perf_counter()
             progress = read_progress(study, None)
@@ -80,7 +83,7 @@ def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, 
     from sweeper.sweep._pruning import decide
 
     study_file = folder / "pruned.yaml"
-    study_file.write_text(write_study_file(folder / "tmp.yaml", "scale", url).read_text().replace(
+    study_file.write_text(write_study_file(folder / "tmp.yaml", STUDY, url).read_text().replace(
         "objectives: [{name: eval_nll_loss}, {name: eval_logp_margin}]",
         "objectives: [{name: eval_nll_loss}, {name: eval_odds_ratio_loss}]\n"
         "pruner: {name: dominated, rungs: [0.25], min_peers: 4, dominated_fraction: 0.5}",
@@ -88,7 +91,7 @@ def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, 
     spec = load_study_spec(study_file)
     figures = {}
     with Storage.for_reading(url) as storage:
-        study = optuna.load_study(study_name="scale", storage=storage.optuna)
+        study = optuna.load_study(study_name=STUDY, storage=storage.optuna)
         finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         own = study.ask()
         peers = PeerRungs(spec, storage.curves)
@@ -103,8 +106,8 @@ def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, 
             study.add_trial(optuna.trial.create_trial(
                 params=source.params, distributions=source.distributions, values=source.values,
                 user_attrs=source.user_attrs))
-            rows = storage.curves.read("scale", trial_number=source.number)
-            storage.curves.write("scale", study.get_trials(deepcopy=False)[-1].number, [
+            rows = storage.curves.read(STUDY, trial_number=source.number)
+            storage.curves.write(STUDY, study.get_trials(deepcopy=False)[-1].number, [
                 CurvePoint(row["step"], row["split"], row["metric"], row["value"]) for row in rows])
     return figures
 
@@ -122,14 +125,14 @@ def _suggestions(url: str, folder: Path, gp_max: int) -> dict[str, tuple[float, 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     figures = {}
     with Storage.for_reading(url) as storage:
-        source = optuna.load_study(study_name="scale", storage=storage.optuna)
+        source = optuna.load_study(study_name=STUDY, storage=storage.optuna)
         completed = source.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         distributions = completed[-1].distributions
         for name, measured in SUGGESTIONS.items():
             if name == "gp" and len(completed) > gp_max:
                 continue
             sampler = build_sampler(SamplerSpec(name=name, seed=0), len(source.directions))
-            study = optuna.load_study(study_name="scale", storage=storage.optuna, sampler=sampler)
+            study = optuna.load_study(study_name=STUDY, storage=storage.optuna, sampler=sampler)
             for label in measured:
                 started_cpu, started = time.process_time(), time.perf_counter()
                 trial = study.ask(distributions)  # what a worker's objective asks, parameter by parameter
@@ -156,7 +159,18 @@ def _run(arguments: list[str], study_file: Path, folder: Path) -> tuple[float, f
 
 
 def _build(url: str, size: int) -> dict:
-    build_known_study(url, "scale", n_random=size - 4)  # and 2 hand-made, 1 failed, 1 pruned trials
+    build_known_study(url, STUDY, n_random=size - 4)  # and 2 hand-made, 1 failed, 1 pruned trials
+    return {}
+
+
+def _delete(url: str) -> dict:
+    import optuna
+
+    from sweeper.storage import Storage
+
+    with Storage.for_reading(url) as storage:
+        optuna.delete_study(study_name=STUDY, storage=storage.optuna)
+        storage.curves.delete_study(STUDY)
     return {}
 
 
@@ -187,6 +201,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--commands", nargs="+", choices=[*COMMANDS, *IN_PROCESS], default=[*COMMANDS, *IN_PROCESS])
     parser.add_argument("--gp-max", type=int, default=1000, help="largest study the GP sampler is timed on")
+    parser.add_argument("--storage", help="a PostgreSQL URL to build the studies in (each deleted after its "
+                        "measurements); default: a fresh SQLite file per size")
     args = parser.parse_args()
     names = [c for c in COMMANDS if c in args.commands] + [
         name for measure, measured in IN_PROCESS.items() if measure in args.commands for name in measured]
@@ -194,9 +210,9 @@ def main() -> None:
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="sweeper-scale-") as name:
             folder = Path(name)
-            url = f"sqlite:///{folder / 'study.db'}"
+            url = args.storage or f"sqlite:///{folder / 'study.db'}"
             _in_child(lambda: _build(url, size))
-            study_file = write_study_file(folder / "study.yaml", "scale", url)
+            study_file = write_study_file(folder / "study.yaml", STUDY, url)
             for command in (c for c in COMMANDS if c in args.commands):
                 results[command][size] = _run(COMMANDS[command], study_file, folder)
             measures = (("progress line", _progress_lines), ("pruning decision", _pruning_decisions),
@@ -205,7 +221,9 @@ def main() -> None:
                 if measure in args.commands:
                     for name, figures in _in_child(lambda: measuring(url, folder)).items():
                         results[name][size] = tuple(figures)
-    print("# bench/study_scale.py: SQLite; CPU s (wall s), peak MB (in this process: a pruning decision, CPU s "
+            if args.storage:
+                _in_child(lambda: _delete(url))
+    print(f"# bench/study_scale.py: {'PostgreSQL' if args.storage else 'SQLite'}; CPU s (wall s), peak MB (in this process: a pruning decision, CPU s "
           "(wall s), peers compared; a progress line, CPU s (wall s), trials done; a suggestion, CPU s (wall s), "
           "completed trials); growth = log(CPU ratio) / log(size ratio)")
     print("| command | " + " | ".join(f"{size} trials" for size in args.sizes) + " | growth |")
