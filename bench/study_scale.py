@@ -1,9 +1,10 @@
-"""Commands on studies of N trials: CPU seconds and peak memory of `status`, `analyze --json`, `report` and
-`export`, and the CPU seconds of a worker's progress line, a pruning decision and a sampler suggestion (TPE, GP),
-with the growth exponent between sizes (issue 17's measurement: SQLite, or PostgreSQL with --storage).
+"""Commands on studies of N trials: CPU seconds and peak memory of `status`, `analyze --json`, `report`, `export`
+and a worker's start, and the CPU seconds of a worker's progress line, a pruning decision and a sampler suggestion
+(TPE, GP), with the growth exponent between sizes (issue 17's measurement: SQLite, or PostgreSQL with --storage).
 
     .venv/bin/python bench/study_scale.py [--sizes 100 1000] [--gp-max 1000] [--storage postgresql+psycopg2://...] \
-        [--commands status "analyze --json" report export "progress line" "pruning decision" suggestion]
+        [--commands status "analyze --json" report export "worker start" "progress line" "pruning decision" \
+                    suggestion]
 
 The progress line (what a worker prints after every trial, and a launcher every 2 s) is timed in this process on
 the loaded study: its first call (which reads the study) and the next (what each trial pays).
@@ -45,6 +46,9 @@ COMMANDS = {
     "analyze --json": ["analyze", "--json"],
     "report": ["report", "-o", "report.html"],
     "export": ["export", "-o", "export"],
+    # a worker joining a study whose target is reached: its start (imports, data check, study load, progress line,
+    # the dead-trial and target checks) and its exit, without training
+    "worker start": ["worker"],
 }
 DECISIONS = ("pruning decision (first)", "pruning decision (later)")
 PROGRESS = ("progress line (first)", "progress line (later)")
