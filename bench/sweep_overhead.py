@@ -1,6 +1,7 @@
 """Overhead: the same N fixed trials run by sweeper and by a naive sweep that builds everything from scratch per trial.
 
-    .venv/bin/python bench/sweep_overhead.py [--trials 4] [--max-steps 48] [--seed 0] [--variants sweeper loop process]
+    .venv/bin/python bench/sweep_overhead.py [--trials 4] [--max-steps 48] [--seed 0] [--rounds 1] \
+        [--variants sweeper loop process]
 
 The N parameter sets are drawn once (random, `--seed`) from the default study's space (studies/default.yaml: learning
 rate, batch size, accumulation, LoRA dropout, weight decay, beta) on the embedded default config, cut to
@@ -12,7 +13,9 @@ For each it prints the wall time of the whole command, the time spent in the tri
 creation and imports excluded), the sum of the trainers' own train runtimes, and their ratios; then sweeper's wall
 time over each naive variant's, as measured and at equal training speed (each wall over its own train runtime: on a
 machine shared with other work the training speed drifts between runs, and the training is the same work), and the
-seconds per trial spent outside training. Every variant trains the same trials with the same seeds, so their final
+seconds per trial spent outside training. With `--rounds R` every variant runs R times, their order alternating
+per round, and the spread over the rounds is printed: each variant's fixed cost (wall minus its trial loop) and
+sweeper's over the naive variants', taken within each round. Every variant trains the same trials with the same seeds, so their final
 eval losses must agree; the largest difference is printed as a check that the work was the same.
 """
 
@@ -23,6 +26,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,10 +49,10 @@ from sweeper.sweep import open_study  # noqa: E402
 PYTHON = sys.executable
 
 
-def write_study(work: Path, n_trials: int, max_steps: int) -> Path:
+def write_study(work: Path, n_trials: int, max_steps: int, suffix: str = "") -> Path:
     study = read_yaml_mapping(REPO / "studies" / "default.yaml")
     study.update(
-        study_name=f"overhead-{int(time.time())}",
+        study_name=f"overhead-{int(time.time())}{suffix}",
         base_config=str(REPO / "configs" / "tiny.yaml"),
         fixed={"orpo.max_steps": max_steps},
         n_trials=n_trials,
@@ -126,6 +130,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", default=["sweeper", "loop", "process"],
                         choices=["sweeper", "loop", "process"])
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every variant, interleaved, this many times")
     parser.add_argument("--work", type=Path, default=None, help="folder for the study, plan and results")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="sweeper-overhead-"))
@@ -139,21 +144,65 @@ def main() -> None:
     plan_file = work / "plan.json"
     plan_file.write_text(json.dumps(naive_plan(spec, params), indent=1))
     naive = f"{shlex.quote(PYTHON)} bench/naive_orpo_sweep.py {shlex.quote(str(plan_file))}"
-    print(f"# {args.trials} trials x {args.max_steps} steps; work folder {work}")
+    print(f"# {args.trials} trials x {args.max_steps} steps, {args.rounds} round(s), the variants' order alternating "
+          f"per round; work folder {work}")
 
-    results: dict[str, dict] = {}
-    for variant in args.variants:
-        if variant == "sweeper":
-            results[variant] = run_sweeper(study_file, spec, params)
-        elif variant == "loop":
-            out = work / "loop.jsonl"
-            results[variant] = read_naive(out, timed(f"{naive} --out {shlex.quote(str(out))}"))
-        else:
-            out = work / "process.jsonl"
-            indices = " ".join(str(index) for index in range(args.trials))
-            loop = f"for i in {indices}; do {naive} --index $i --out {shlex.quote(str(out))} || exit 1; done"
-            results[variant] = read_naive(out, timed(f"bash -c {shlex.quote(loop)}"))
+    rounds: list[dict[str, dict]] = []
+    for round_index in range(args.rounds):
+        folder = work / f"round-{round_index}"
+        folder.mkdir(exist_ok=True)
+        round_study = write_study(folder, args.trials, args.max_steps, f"-r{round_index}")
+        results: dict[str, dict] = {}
+        order = args.variants if round_index % 2 == 0 else args.variants[::-1]
+        for variant in order:
+            if variant == "sweeper":
+                results[variant] = run_sweeper(round_study, load_study_spec(round_study), params)
+            elif variant == "loop":
+                out = folder / "loop.jsonl"
+                results[variant] = read_naive(out, timed(f"{naive} --out {shlex.quote(str(out))}"))
+            else:
+                out = folder / "process.jsonl"
+                indices = " ".join(str(index) for index in range(args.trials))
+                loop = f"for i in {indices}; do {naive} --index $i --out {shlex.quote(str(out))} || exit 1; done"
+                results[variant] = read_naive(out, timed(f"bash -c {shlex.quote(loop)}"))
+        rounds.append({variant: results[variant] for variant in args.variants})
+        if args.rounds > 1:
+            print(f"## round {round_index + 1} (order: {', '.join(order)})")
+        _print_round(rounds[-1], args.trials)
+    if args.rounds > 1:
+        _print_spread(rounds)
 
+
+def _spread(values: list[float]) -> str:
+    ordered = sorted(values)
+    return f"{statistics.median(ordered):.3f} [{ordered[0]:.3f}, {ordered[-1]:.3f}]"
+
+
+def _fixed(row: dict) -> float:
+    return row["wall_s"] - row["loop_s"]
+
+
+def _over_train(row: dict) -> float:
+    return row["wall_s"] / row["train_s"]
+
+
+def _print_spread(rounds: list[dict[str, dict]]) -> None:
+    """Median [min, max] over the rounds: each variant's fixed cost (wall minus its trial loop) and wall over
+    training, and sweeper's over each naive variant's, taken within each round."""
+    print(f"## over {len(rounds)} rounds: median [min, max]")
+    for variant in rounds[0]:
+        fixed = [_fixed(r[variant]) for r in rounds]
+        over_train = [_over_train(r[variant]) for r in rounds]
+        print(f"{variant}: fixed cost (wall - loop) {_spread(fixed)} s; wall / train {_spread(over_train)}")
+    if "sweeper" in rounds[0]:
+        for variant in (v for v in rounds[0] if v != "sweeper"):
+            fixed = [_fixed(r["sweeper"]) / _fixed(r[variant]) for r in rounds]
+            normalized = [_over_train(r["sweeper"]) / _over_train(r[variant]) for r in rounds]
+            print(f"sweeper / {variant}: fixed cost {_spread(fixed)}; "
+                  f"wall at equal training speed {_spread(normalized)}")
+
+
+def _print_round(results: dict[str, dict], n_trials: int) -> None:
     print(f"{'variant':<8} {'wall_s':>8} {'loop_s':>8} {'train_s':>8} {'wall/train':>10} {'loop/train':>10}")
     for variant, row in results.items():
         print(
@@ -169,7 +218,7 @@ def main() -> None:
                 # the training is the same work: at equal training speed the wall ratio would be this one
                 normalized = (sweeper["wall_s"] / sweeper["train_s"]) / (naive["wall_s"] / naive["train_s"])
                 print(f"sweeper wall / {variant} wall: {ratio:.3f} (at equal training speed: {normalized:.3f})")
-        per_trial = {variant: (row["wall_s"] - row["train_s"]) / args.trials for variant, row in results.items()}
+        per_trial = {variant: (row["wall_s"] - row["train_s"]) / n_trials for variant, row in results.items()}
         print("seconds per trial outside the trainers' train runtime: "
               + ", ".join(f"{variant} {seconds:.2f}" for variant, seconds in per_trial.items()))
     losses = [row["eval_loss"] for row in results.values()]
