@@ -15,8 +15,9 @@ time over each naive variant's, as measured and at equal training speed (each wa
 machine shared with other work the training speed drifts between runs, and the training is the same work), and the
 seconds per trial spent outside training. With `--rounds R` every variant runs R times, their order alternating
 per round, and the spread over the rounds is printed: each variant's fixed cost (wall minus its trial loop) and
-sweeper's over the naive variants', taken within each round. Every variant trains the same trials with the same seeds, so their final
-eval losses must agree; the largest difference is printed as a check that the work was the same.
+sweeper's over the naive variants', taken within each round. Every variant trains the same trials with the same
+seeds, so their final eval losses must agree; the largest difference is printed as a check that the work was the
+same.
 """
 
 from __future__ import annotations
