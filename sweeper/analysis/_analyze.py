@@ -30,6 +30,7 @@ from ._data import (
     ClaimVerdict,
     CurveSeries,
     FitRule,
+    HypervolumeHistory,
     ObjectiveInfo,
     ParameterInfo,
     StudyAnalysis,
@@ -95,8 +96,9 @@ def analyze_study(
                 row.fit = label_fit(row.fit, best_gain, rule)
 
         complete = [t for t in frozen if t.state == TrialState.COMPLETE]
+        on_front = set(pareto_numbers)
         for row in rows:
-            row.pareto = row.number in pareto_numbers
+            row.pareto = row.number in on_front
         spread = _seed_spread(study_name, storage, rows, names, best_gain, rule)
 
         parameters = _parameters(complete)
@@ -165,7 +167,7 @@ def analyze_study(
     )
 
 
-def _hypervolume(complete: Sequence[FrozenTrial], directions: Sequence[str]):
+def _hypervolume(complete: Sequence[FrozenTrial], directions: Sequence[str]) -> HypervolumeHistory | None:
     return hypervolume_history([t.number for t in complete], [list(t.values) for t in complete], directions)
 
 
@@ -239,7 +241,10 @@ def _trial_rows(
 
 
 def _chunk_rows(
-    trials: Sequence[FrozenTrial], curve_rows: Mapping[int, list[Mapping[str, Any]]], names: Sequence[str], reruns
+    trials: Sequence[FrozenTrial],
+    curve_rows: Mapping[int, list[Mapping[str, Any]]],
+    names: Sequence[str],
+    reruns: Mapping[int, int],
 ) -> list[TrialRow]:
     rows = []
     for trial in trials:
@@ -378,6 +383,8 @@ def _numeric_axes(rows: Sequence[TrialRow], parameters: Sequence[ParameterInfo])
 # Each advised trial costs a surrogate prediction with its covariance over every candidate move: linear in the
 # advised trials, and a table of thousands of rows helps nobody. Larger studies advise the Pareto trials and the latest.
 MAX_ADVISED_TRIALS = 200
+
+
 def _one_blas_thread():
     """The surrogates' matrices are at most MAX_SURROGATE_TRIALS square (larger studies are subsampled), and for
     matrices that small a second BLAS thread only spins: the known study's analysis took 4.7 s with one thread

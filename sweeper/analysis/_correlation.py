@@ -37,7 +37,9 @@ def spearman_table(
     if any(len(values) != n for values in arrays.values()):
         raise ValueError("spearman_table: every column and target needs one value per trial")
     pairs = [(c, t) for c in columns for t in targets]
-    table: dict[tuple[str, str], tuple[float | None, float | None, float | None]] = {pair: (None, None, None) for pair in pairs}
+    table: dict[tuple[str, str], tuple[float | None, float | None, float | None]] = dict.fromkeys(
+        pairs, (None, None, None)
+    )
     judged = [
         (c, t) for c, t in pairs if n >= MIN_TRIALS and np.ptp(arrays[c]) > 0 and np.ptp(arrays[t]) > 0
     ]
