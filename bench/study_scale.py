@@ -227,7 +227,8 @@ def main() -> None:
                         results[name][size] = tuple(figures)
             if args.storage:
                 _in_child(lambda: _delete(url))
-    print(f"# bench/study_scale.py: {'PostgreSQL' if args.storage else 'SQLite'}; CPU s (wall s), peak MB (in this process: a pruning decision, CPU s "
+    backend = "PostgreSQL" if args.storage else "SQLite"
+    print(f"# bench/study_scale.py: {backend}; CPU s (wall s), peak MB (in this process: a pruning decision, CPU s "
           "(wall s), peers compared; a progress line, CPU s (wall s), trials done; a suggestion, CPU s (wall s), "
           "completed trials); growth = log(CPU ratio) / log(size ratio)")
     print("| command | " + " | ".join(f"{size} trials" for size in args.sizes) + " | growth |")
