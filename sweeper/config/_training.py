@@ -47,6 +47,11 @@ class BuiltinTaskSection(_Strict):
     label_noise: float = Field(0.15, ge=0, lt=0.5, description="Share of training pairs with chosen/rejected swapped.")
     min_items: int = Field(3, ge=2, description="Shortest list to sort.")
     max_items: int = Field(6, ge=2, description="Longest list to sort.")
+    rejected: list[Literal["shuffled", "reversed", "changed"]] = Field(
+        ["shuffled", "reversed", "changed"], min_length=1,
+        description="Kinds of wrong answer, one drawn per pair: the list shuffled or reversed (order only), or sorted "
+        "with one number changed (a near miss sharing every other token with the chosen answer).",
+    )
     seed: int = Field(0, description="The task is a pure function of its options and this seed.")
 
     @model_validator(mode="after")

@@ -152,6 +152,26 @@ def test_synthetic_task_is_deterministic_noisy_and_disjoint():
     assert all(correct(row) for row in first["validation"])
 
 
+def test_the_builtin_tasks_wrong_answers_are_the_kinds_asked_for():
+    def kind(row):  # of a clean pair's rejected answer
+        items = sorted(int(n) for n in row["prompt"].split(":")[1].removesuffix("=").split())
+        rejected = [int(n) for n in row["rejected"].split()]
+        if sorted(rejected) == items:
+            return "reversed" if rejected == items[::-1] else "shuffled"
+        changed = [a != b for a, b in zip(rejected, items)]
+        assert rejected == sorted(rejected) and len(rejected) == len(items) and len(set(rejected) - set(items)) == 1
+        return "changed" if any(changed) else "same"
+
+    near = synthetic_rows(BuiltinTaskSection(n_train=60, n_eval=60, rejected=["changed"]))
+    assert {kind(row) for row in near["validation"]} == {"changed"}  # near misses only: one number replaced
+    every = synthetic_rows(BuiltinTaskSection(n_train=60, n_eval=60))
+    assert {kind(row) for row in every["validation"]} == {"shuffled", "reversed", "changed"}
+    with pytest.raises(ValueError, match="rejected"):
+        BuiltinTaskSection(rejected=["swapped"])
+    with pytest.raises(ValueError, match="rejected"):
+        BuiltinTaskSection(rejected=[])
+
+
 def test_builtin_source_loads_through_the_file_loader():
     data = load_preference_data(DataSection())
     assert len(data.train) == 192 and len(data.validation) == 128  # the built-in defaults, not configs/tiny.yaml
