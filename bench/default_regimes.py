@@ -5,7 +5,8 @@ the fit labels, the Pareto front and the seed spread that its analysis reports.
 
 Runs `sweeper sweep STUDY`, `sweeper replicate STUDY --top 2 --seeds 2` and `sweeper analyze STUDY --json` in a
 temporary working folder (its own runs/default.db), and prints: wall seconds of each step, the count of overfit,
-balanced and underfit trials, the Pareto front with its objective values, the pooled seed-to-seed SD, and the
+balanced and underfit trials, the Pareto front with its objective values and its width in each objective (in units
+of the pooled seed-to-seed SD: a real trade-off moves each objective by more than noise along the front), and the
 targets of issue 11 (>= 3 trials of each label, a Pareto front of >= 3 trials) as met or missed.
 """
 
@@ -56,9 +57,17 @@ def main() -> None:
         f"#{t['number']} " + ", ".join(f"{n} {t['values'][n]:.4g}" for n in names) for t in front))
     spread = analysis["seed_spread"]["pooled_sd"]
     print("seed-to-seed SD: " + ", ".join(f"{k} {v:.3g}" for k, v in spread.items() if v is not None))
+    # a real trade-off: along the front, each objective moves by more than its seed-to-seed noise
+    widths = {n: max(t["values"][n] for t in front) - min(t["values"][n] for t in front) for n in names}
+    in_sd = {n: widths[n] / spread[n] if spread.get(n) else None for n in names}
+    print("Pareto front's width in each objective: " + ", ".join(
+        f"{n} {widths[n]:.3g}" + (f" ({in_sd[n]:.1f} seed SD)" if in_sd[n] is not None else "") for n in names))
     for label in ("overfit", "balanced", "underfit"):
         print(f"target >= 3 {label}: {'met' if labels.get(label, 0) >= 3 else 'MISSED'}")
     print(f"target Pareto front >= 3: {'met' if len(front) >= 3 else 'MISSED'}")
+    beyond_noise = len(front) >= 2 and all(v is not None and v > 2 for v in in_sd.values())
+    print(f"trade-off beyond noise (front wider than 2 seed SD in every objective): "
+          f"{'yes' if beyond_noise else 'no'}")
 
 
 if __name__ == "__main__":
