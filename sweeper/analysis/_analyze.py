@@ -30,7 +30,6 @@ from ._data import (
     ClaimVerdict,
     CurveSeries,
     FitRule,
-    HypervolumeHistory,
     ObjectiveInfo,
     ParameterInfo,
     StudyAnalysis,
@@ -103,24 +102,34 @@ def analyze_study(
 
         parameters = _parameters(complete)
         completed_rows = [row for row in rows if row.state == "COMPLETE"]
-        notes = []
         targets = _targets(completed_rows, names)
+        analysis = StudyAnalysis(
+            study_name=study_name,
+            storage=storage.redacted,
+            objectives=objectives,
+            parameters=parameters,
+            fit_rule=rule,
+            loss_form=LOSS_FORM,
+            trials=rows,
+            pareto_numbers=pareto_numbers,
+            hypervolume=hypervolume_history(
+                [t.number for t in complete], [list(t.values) for t in complete], directions
+            ),
+            pareto_curves=_pareto_curves(pareto_numbers, pareto_curve_rows),
+            importances=[],
+            correlations=[],
+            claims=[],
+            seed_spread=spread,
+        )
         if trials_only:
-            return StudyAnalysis(
-                study_name=study_name, storage=storage.redacted, objectives=objectives, parameters=parameters,
-                fit_rule=rule, loss_form=LOSS_FORM, trials=rows, pareto_numbers=pareto_numbers,
-                hypervolume=_hypervolume(complete, directions),
-                pareto_curves=_pareto_curves(pareto_numbers, pareto_curve_rows), importances=[], correlations=[],
-                claims=[], seed_spread=spread, notes=["trials only: no importances, effects, advice or claims"],
-                effects=[], interactions=[], advice=[],
-            )
-        importances = []
+            analysis.notes.append("trials only: no importances, effects, advice or claims")
+            return analysis
         searched = [p.name for p in parameters if all(p.name in t.params for t in complete)]
         for target, values in targets.items():
             if target == TRAIN_LOSS:
                 continue  # importances are reported for the objectives and the gap
             maximize = target in names and directions[names.index(target)] == "maximize"
-            importances += importances_for(complete, values, target, maximize, searched, seed=seed)
+            analysis.importances += importances_for(complete, values, target, maximize, searched, seed=seed)
 
         correlations = _correlations(completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
         with _one_blas_thread():
@@ -132,6 +141,9 @@ def analyze_study(
         claims = judge_claims({(c.parameter, c.target): c for c in correlations}, varied, spread.pooled_sd.get(GAP))
         _judge_each_side(claims, effects, completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
 
+    analysis.correlations, analysis.claims = correlations, claims
+    analysis.effects, analysis.interactions, analysis.advice = effects, interactions, advice
+    notes = analysis.notes
     if len(completed_rows) < 4:
         notes.append(f"{len(completed_rows)} completed trial(s): correlations need at least 4, importances 3")
     notes += _mixed_inputs_notes(complete)
@@ -145,30 +157,7 @@ def analyze_study(
         notes.append(
             "no replicates: seed-to-seed spread unknown; `sweeper replicate STUDY --top K --seeds S` measures it"
         )
-    return StudyAnalysis(
-        study_name=study_name,
-        storage=storage.redacted,
-        objectives=objectives,
-        parameters=parameters,
-        fit_rule=rule,
-        loss_form=LOSS_FORM,
-        trials=rows,
-        pareto_numbers=pareto_numbers,
-        hypervolume=_hypervolume(complete, directions),
-        pareto_curves=_pareto_curves(pareto_numbers, pareto_curve_rows),
-        importances=importances,
-        correlations=correlations,
-        claims=claims,
-        seed_spread=spread,
-        notes=notes,
-        effects=effects,
-        interactions=interactions,
-        advice=advice,
-    )
-
-
-def _hypervolume(complete: Sequence[FrozenTrial], directions: Sequence[str]) -> HypervolumeHistory | None:
-    return hypervolume_history([t.number for t in complete], [list(t.values) for t in complete], directions)
+    return analysis
 
 
 def _pruned_step(trial: FrozenTrial, record: TrialRecord) -> int | None:

@@ -77,10 +77,9 @@ _CHUNK = 64
 def _ranks_in(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Each trial's average rank within each resample (rows of `counts`), over its tie group of equal values."""
     distinct, group = np.unique(values, return_inverse=True)
-    per_group = np.zeros((counts.shape[0], len(distinct)))
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], np.arange(len(distinct)))
-    per_group[:] = np.add.reduceat(counts[:, order], starts, axis=1)
+    per_group = np.add.reduceat(counts[:, order], starts, axis=1).astype(float)
     # a group drawn k times takes the ranks (drawn below) + 1 .. (drawn below) + k, averaged
     group_rank = np.cumsum(per_group, axis=1) - (per_group - 1) / 2
     return group_rank[:, group]
