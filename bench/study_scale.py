@@ -116,7 +116,7 @@ def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, 
     return figures
 
 
-def _suggestions(url: str, folder: Path, gp_max: int) -> dict[str, tuple[float, float, float]]:
+def _suggestions(url: str, gp_max: int) -> dict[str, tuple[float, float, float]]:
     """CPU s of a worker's sampler suggestion (ask, then every parameter the stored trials have), the first on the
     loaded study and a later one (after the first trial was told), for TPE as the default study builds it and for
     GP up to `gp_max` trials (its cost grows with the cube of the trials: the issue saw 5.4 GB and no suggestion
@@ -220,7 +220,7 @@ def main() -> None:
             for command in (c for c in COMMANDS if c in args.commands):
                 results[command][size] = _run(COMMANDS[command], study_file, folder)
             measures = (("progress line", _progress_lines), ("pruning decision", _pruning_decisions),
-                        ("suggestion", lambda url, folder: _suggestions(url, folder, args.gp_max)))
+                        ("suggestion", lambda url, folder: _suggestions(url, args.gp_max)))
             for measure, measuring in measures:
                 if measure in args.commands:
                     for name, figures in _in_child(lambda: measuring(url, folder)).items():
