@@ -9,8 +9,10 @@ taking the next trial when its own ends (as a worker's slots do). Each round run
 (one round per order), so a slow spell of the machine falls on every mode.
 
 Prints per mode: makespan (median [min, max] over rounds), its ratio to solo within the same round, training samples
-per second, peak resident memory (the process's, sampled), the mean trials per shared forward, and the largest
-difference of any final eval metric from the solo run of the same trial. With dropout, packed trials draw other
+per second, peak resident memory (the process's, sampled), the mean trials per shared forward, the largest shared
+training step's memory per trial as the pack measured it (its step capacity follows from it) and the step capacity the
+pack ended at (`--memory-budget-mb` gives the pack a budget in place of the free memory, to see the cap), and the
+largest difference of any final eval metric from the solo run of the same trial. With dropout, packed trials draw other
 dropout masks than solo ones and agree only within the seed-to-seed spread. With `--dropout-zero` (LoRA dropout 0)
 packed and solo must agree to float rounding, except for trials whose result rounding itself moves: each trial is
 also run solo once with its learning rate times (1 + 1e-6), and the largest difference is printed over the trials
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 import platform
 import queue
 import statistics
@@ -116,10 +119,10 @@ def run_solo(configs, work: Path):
     return [run_orpo(config, work / f"solo-{i}", reuse=reuse) for i, config in enumerate(configs)]
 
 
-def run_packed(configs, size: int, work: Path):
+def run_packed(configs, size: int, work: Path, memory_budget: int | None = None):
     """K threads, each taking the next trial from the queue when its own ends."""
     reuse = TrialReuse()
-    pack = TrainingPack(load_base_model(configs[0]), size=size)
+    pack = TrainingPack(load_base_model(configs[0]), size=size, memory_budget=memory_budget)
     todo: queue.Queue = queue.Queue()
     for index in range(len(configs)):
         todo.put(index)
@@ -145,7 +148,17 @@ def run_packed(configs, size: int, work: Path):
     if errors:
         raise RuntimeError(f"packed K={size}: trial {errors[0][0]} failed") from errors[0][1]
     counts = pack.counts
-    return results, (sum(counts.trials_per_forward) / max(1, len(counts.trials_per_forward)))
+    step_per_trial = max((took / trials for trials, took in counts.step_memory), default=0.0)
+    return results, PackFigures(
+        sum(counts.trials_per_forward) / max(1, len(counts.trials_per_forward)), step_per_trial, pack.step_capacity
+    )
+
+
+@dataclass
+class PackFigures:
+    per_forward: float
+    step_bytes_per_trial: float
+    step_capacity: int
 
 
 def trained_tokens(results, pair_tokens: int) -> int:
@@ -177,6 +190,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dropout-zero", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--memory-budget-mb", type=float,
+                        help="bytes a pack's steps may take, in place of the free memory (shows the step cap)")
     parser.add_argument("--qwen", action="store_true", help="the GPU mode: random-weight Qwen2-0.5B, long pairs")
     parser.add_argument("--tiny", action="store_true", help="with --qwen: small dims, to check the mode on a CPU")
     parser.add_argument("--pair-tokens", type=int, default=512)
@@ -212,7 +227,7 @@ def main() -> None:
               f"{', '.join(f'{m:.1e}' for m in moved if m >= 1e-4) or '-'} when the learning rate moves by 1e-6",
               flush=True)
     rows = {mode: {"makespan": [], "ratio": [], "samples_s": [], "peak_mb": [], "per_forward": [], "diff": [],
-                   "tokens_s": [], "mfu": [], "cuda_peak_gib": []}
+                   "tokens_s": [], "mfu": [], "cuda_peak_gib": [], "step_mb_per_trial": [], "capacity": []}
             for mode in modes}
     base_parameters = None
     with tempfile.TemporaryDirectory() as folder:
@@ -229,10 +244,11 @@ def main() -> None:
                 started = time.perf_counter()
                 with PeakMemory() as memory:
                     if mode == "solo":
-                        results[mode], per_forward = run_solo(configs, work / f"r{round_index}"), 1.0
+                        results[mode], figures = run_solo(configs, work / f"r{round_index}"), PackFigures(1.0, 0.0, 1)
                     else:
                         size = int(mode.split("=")[1])
-                        results[mode], per_forward = run_packed(configs, size, work / f"r{round_index}")
+                        budget = int(args.memory_budget_mb * 2**20) if args.memory_budget_mb else None
+                        results[mode], figures = run_packed(configs, size, work / f"r{round_index}", budget)
                 if cuda:
                     torch.cuda.synchronize()
                 timings[mode] = time.perf_counter() - started
@@ -248,7 +264,9 @@ def main() -> None:
                 rows[mode]["makespan"].append(timings[mode])
                 rows[mode]["samples_s"].append(samples / timings[mode])
                 rows[mode]["peak_mb"].append(memory.peak / 2**20)
-                rows[mode]["per_forward"].append(per_forward)
+                rows[mode]["per_forward"].append(figures.per_forward)
+                rows[mode]["step_mb_per_trial"].append(figures.step_bytes_per_trial / 2**20)
+                rows[mode]["capacity"].append(figures.step_capacity)
                 extra = ""
                 if args.qwen:  # printed as it goes: a run cut short by its time limit still leaves these
                     extra = (f", {rows[mode]['tokens_s'][-1]:.0f} tokens/s, MFU {100 * rows[mode]['mfu'][-1]:.1f}%, "
@@ -262,11 +280,12 @@ def main() -> None:
 
     print()
     print(f"{'mode':6} {'makespan s':>22} {'/ solo':>20} {'samples/s':>20} {'peak MB':>8} {'per fwd':>7} "
-          f"{'max diff':>9}")
+          f"{'step MB/trial':>13} {'cap':>3} {'max diff':>9}")
     for mode in modes:
         row = rows[mode]
         print(f"{mode:6} {fmt(row['makespan'], 1):>22} {fmt(row['ratio']):>20} {fmt(row['samples_s'], 0):>20} "
-              f"{max(row['peak_mb']):8.0f} {statistics.mean(row['per_forward']):7.2f} {max(row['diff']):9.2e}")
+              f"{max(row['peak_mb']):8.0f} {statistics.mean(row['per_forward']):7.2f} "
+              f"{max(row['step_mb_per_trial']):13.1f} {min(row['capacity']):3d} {max(row['diff']):9.2e}")
     if args.qwen:
         print(f"\n{'mode':6} {'tokens/s (makespan)':>26} {'MFU':>22} {'peak CUDA GiB':>14}")
         for mode in modes:

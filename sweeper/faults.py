@@ -5,6 +5,10 @@ Workers are separate processes, so faults are switched on through the environmen
   torch.OutOfMemoryError at the point where the batch would be allocated.
 - SWEEPER_FAULT_OOM_WITHOUT_CHECKPOINTING=1: every training step raises torch.OutOfMemoryError unless the model
   has gradient checkpointing on, at any micro-batch (memory that only recomputing activations can fit).
+- SWEEPER_FAULT_OOM_ABOVE_PACKED_ROWS=R: a packed trials' shared training forward of more than R rows (two per
+  pair) raises torch.OutOfMemoryError.
+- SWEEPER_FAULT_OOM_ABOVE_PACKED_BACKWARD=T: a packed trials' shared backward of more than T trials raises
+  torch.OutOfMemoryError.
 - SWEEPER_FAULT_RAISE_IF="orpo.weight_decay=0.0777": a trial whose config has that value raises RuntimeError.
 """
 
@@ -17,6 +21,8 @@ from .config import load_yaml_text
 
 OOM_ABOVE_MICRO_BATCH = "SWEEPER_FAULT_OOM_ABOVE_MICRO_BATCH"
 OOM_WITHOUT_CHECKPOINTING = "SWEEPER_FAULT_OOM_WITHOUT_CHECKPOINTING"
+OOM_ABOVE_PACKED_ROWS = "SWEEPER_FAULT_OOM_ABOVE_PACKED_ROWS"
+OOM_ABOVE_PACKED_BACKWARD = "SWEEPER_FAULT_OOM_ABOVE_PACKED_BACKWARD"
 RAISE_IF = "SWEEPER_FAULT_RAISE_IF"
 
 
@@ -26,6 +32,16 @@ class InjectedFault(RuntimeError):
 
 def oom_micro_batch_limit() -> int | None:
     value = os.environ.get(OOM_ABOVE_MICRO_BATCH)
+    return int(value) if value else None
+
+
+def oom_packed_rows_limit() -> int | None:
+    value = os.environ.get(OOM_ABOVE_PACKED_ROWS)
+    return int(value) if value else None
+
+
+def oom_packed_backward_limit() -> int | None:
+    value = os.environ.get(OOM_ABOVE_PACKED_BACKWARD)
     return int(value) if value else None
 
 

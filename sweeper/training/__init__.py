@@ -4,13 +4,14 @@ that imports TRL and PEFT; `_models.py` loads the model, `_pairs.py` the data, `
 
 from ._models import is_out_of_memory, load_base_model, release_memory
 from ._orpo import run_orpo
-from ._pack import TrainingPack
+from ._pack import PackOutOfMemory, TrainingPack
 from ._pairs import PreparedPairs, prepare_pairs, trainable_pairs
 from ._reuse import ReuseCounts, TrialReuse, weights_fingerprint
 from ._trl import NonFiniteLossError, parse_with_trl_and_peft
 
 __all__ = [
     "NonFiniteLossError",
+    "PackOutOfMemory",
     "ReuseCounts",
     "TrainingPack",
     "TrialReuse",

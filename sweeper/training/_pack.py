@@ -7,6 +7,16 @@ waits until every trial of the pack has asked for one, then one forward over all
 base weights (one larger matrix multiply), each row through its own trial's adapters (`rows_to_adapters`); the
 backward likewise sums the trials' losses into one backward pass, and each adapter gets its own trial's gradient.
 
+Memory: a pack keeps up to `size` trials but steps at most `step_capacity` of them at once (the others wait their
+turn, the longest-waiting first; a step's backward runs before the next step's forward, so at most one step's
+activations are held). The capacity starts at `size` and only falls: at each shared training step's backward the
+memory the step holds is measured (CUDA: the allocator's bytes in use beyond those before the forward; CPU: the
+tensors the forward keeps for the backward, logits included) and the capacity is cut to what the free memory (or `memory_budget`) fits with a tenth to spare; and running out of
+memory halves it before any trial's own batch is touched. An out-of-memory forward of several trials is run again
+in halves, unseen by the trials; an out-of-memory backward of several trials cannot be (their losses came from the
+forward) and fails them with `PackOutOfMemory`, which `run_trial` answers by training the trial again, unchanged,
+in the smaller steps. Only a trial that runs out of memory stepping alone halves its micro-batch.
+
 The trials' threads take turns: a thread runs only while it holds the pack's lock and hands it on where it waits for
 the shared forward or backward, so the trainers' Python code never runs concurrently. That is what makes the
 process-wide state they share safe: accelerate keeps `sync_gradients` (whether the optimizer steps) in one dict for
@@ -16,6 +26,7 @@ all trainers, which is saved before each wait and put back after it, per trial.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -28,7 +39,17 @@ from transformers import set_seed
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..config import ConfigError, TrainingConfig
+from ..faults import oom_packed_backward_limit, oom_packed_rows_limit
+from ._models import is_out_of_memory, release_memory
 from ._trl import adapter_parameters, add_adapter, remove_adapter, rows_to_adapters
+
+log = logging.getLogger(__name__)
+MEMORY_SPARE = 0.1  # of the free memory, left unplanned: the measure misses allocator slack and the loss's tensors
+
+
+class PackOutOfMemory(torch.OutOfMemoryError):
+    """A shared backward of several trials ran out of memory: the pack now steps fewer trials at once, and each
+    trial of that step trains again from its start with its own batch unchanged (`run_trial` does)."""
 
 
 @dataclass(eq=False)
@@ -48,9 +69,13 @@ class _Request:
 
 @dataclass
 class PackCounts:
-    """What the pack ran: how many trials each shared forward held (for the benchmark and the tests)."""
+    """What the pack ran (for the benchmark and the tests): how many trials each shared forward held, each shared
+    training step's trials and the bytes it took, and each change of the step capacity: the new capacity, why, and
+    the forwards run before it."""
 
     trials_per_forward: list[int] = field(default_factory=list)
+    step_memory: list[tuple[int, int]] = field(default_factory=list)
+    capacity_changes: list[tuple[int, str, int]] = field(default_factory=list)
 
     @property
     def forwards(self) -> int:
@@ -60,10 +85,16 @@ class PackCounts:
 class TrainingPack:
     """Up to `size` trials training at once on `base_model`. Trials join with `member(...)`, from their own threads."""
 
-    def __init__(self, base_model: torch.nn.Module, size: int, pad_token_id: int = 0):
+    def __init__(
+        self, base_model: torch.nn.Module, size: int, pad_token_id: int = 0, memory_budget: int | None = None
+    ):
+        """`memory_budget`: bytes the pack's shared steps may take; without it, the device's free memory before
+        each step."""
         if size < 1:
             raise ValueError(f"pack size must be at least 1, got {size}")
         self.size = size
+        self.step_capacity = size  # trials stepped at once: falls to fit the memory (see the module's docstring)
+        self.memory_budget = memory_budget
         # where the trainers put a solo trial's model (the stand-ins they are given hold only the adapters)
         self.base_model = base_model.to(PartialState().device)
         self.counts = PackCounts()
@@ -73,6 +104,10 @@ class TrainingPack:
         self._members: dict[str, dict[str, torch.nn.Parameter]] = {}  # each trial's adapter weights, by name
         self._waiting: dict[str, _Request] = {}
         self._joined = itertools.count()
+        self._served: dict[str, int] = {}  # when each trial last had a forward: the longest-waiting go first
+        self._forwards = itertools.count()
+        self._step_start: tuple[int, int, int] | None = None  # the open training step: in use, free, kept bytes
+        self._bytes_per_trial = 0.0  # the most a trial's share of a training step took
         # threads inside `turn()` that have not joined yet: the pack's next forward waits for them to join
         self._entering = 0
         self._entering_lock = threading.Lock()
@@ -115,6 +150,7 @@ class TrainingPack:
                 self._model = remove_adapter(self._model, name)
                 raise
             self._members[name] = parameters
+            self._served[name] = -1
             if getattr(self._thread, "entering", False):  # joined: `turn()` has nothing left to undo
                 self._thread.entering = False
                 with self._entering_lock:
@@ -123,6 +159,7 @@ class TrainingPack:
                 yield stand_in
             finally:
                 del self._members[name]
+                del self._served[name]
                 self._waiting.pop(name, None)
                 self._model = remove_adapter(self._model, name)
                 self._run_if_all_waiting()
@@ -155,26 +192,100 @@ class TrainingPack:
 
     def _run_if_all_waiting(self) -> None:
         """With every trial of the pack waiting: the backward if any waits for one (the trials of the last forward),
-        else the forward of all. Runs in the thread that arrived last, under the lock."""
-        if self._entering or not self._members or any(name not in self._waiting for name in self._members):
-            return
-        backward = {name: r for name, r in self._waiting.items() if r.kind == "backward"}
-        batch = backward or dict(self._waiting)
-        for name in batch:
+        else the forward of the longest-waiting trials, at most `step_capacity` of them. Runs in the thread that
+        arrived last, under the lock; again at once when a forward ran out of memory and went back to waiting."""
+        while not self._entering and self._members and all(name in self._waiting for name in self._members):
+            backward = {name: r for name, r in self._waiting.items() if r.kind == "backward"}
+            if backward:
+                self._run_backward(backward)
+                return
+            if self._run_forwards():
+                return
+
+    def _run_backward(self, backward: dict[str, _Request]) -> None:
+        for name in backward:
             del self._waiting[name]
         try:
-            if backward:
-                torch.autograd.backward([request.loss for request in backward.values()])
-                self._check_gradients_arrived(backward)
-            else:
-                for group in _forward_groups(batch).values():
-                    self._shared_forward(group)
+            limit = oom_packed_backward_limit()
+            if limit is not None and len(backward) > limit:
+                raise torch.OutOfMemoryError(f"injected: a backward of {len(backward)} trials > {limit}")
+            self._measure_step(len(backward))  # before the backward frees what the step holds
+            torch.autograd.backward([request.loss for request in backward.values()])
+            self._check_gradients_arrived(backward)
         except BaseException as error:  # every trial in this step sees it and fails as it would alone
-            for request in batch.values():
+            self._step_start = None
+            if is_out_of_memory(error) and len(backward) > 1:
+                for request in backward.values():
+                    request.loss = None
+                release_memory()
+                self._shrink(len(backward) // 2, f"out of memory in a backward of {len(backward)} trials")
+                error = PackOutOfMemory(
+                    f"out of memory in a step shared by {len(backward)} trials; the pack now steps "
+                    f"{self.step_capacity} at a time: {error}"
+                )
+            for request in backward.values():
                 request.error = error
-        for request in batch.values():
+        self._finish(backward)
+
+    def _run_forwards(self) -> bool:
+        """Forward the longest-waiting trials; False when one shared forward ran out of memory and its trials went
+        back to waiting for smaller steps."""
+        waiting = sorted(self._waiting, key=self._served.__getitem__)  # stable: arrival order among equals
+        chosen = {name: self._waiting.pop(name) for name in waiting[: self.step_capacity]}
+        served = next(self._forwards)
+        done: dict[str, _Request] = {}
+        for group in _forward_groups(chosen).values():
+            try:
+                self._shared_forward(group)
+            except BaseException as error:
+                self._step_start = None
+                if is_out_of_memory(error) and len(group) > 1:  # again in halves: the trials see nothing
+                    for request in group.values():
+                        request.result = None
+                    release_memory()
+                    self._shrink(len(group) // 2, f"out of memory in a forward of {len(group)} trials")
+                    self._waiting.update(group)
+                    continue
+                for request in group.values():  # every trial in this step sees it and fails as it would alone
+                    request.error = error
+            done.update(group)
+        for name in done:
+            self._served[name] = served
+        self._finish(done)
+        return bool(done)
+
+    def _finish(self, requests: dict[str, _Request]) -> None:
+        for request in requests.values():
             request.done = True
         self._turn.notify_all()
+
+    def _shrink(self, capacity: int, why: str) -> None:
+        capacity = max(1, min(capacity, self.step_capacity))
+        if capacity == self.step_capacity:
+            return
+        self.step_capacity = capacity
+        self.counts.capacity_changes.append((capacity, why, self.counts.forwards))
+        log.warning("packed trials: %s; now %d trial(s) per step (of %d in the pack)", why, capacity, self.size)
+
+    def _measure_step(self, trials: int) -> None:
+        """The memory the training step about to run its backward holds, and the step capacity cut to what the
+        memory fits."""
+        if self._step_start is None:
+            return
+        in_use_before, free_before, kept = self._step_start
+        self._step_start = None
+        device = self.base_model.device
+        # CUDA: what the allocator holds now beyond what it held before the forward (activations, logits, the
+        # trials' loss tensors), read without resetting its peak counter, which others may be reading
+        took = torch.cuda.memory_allocated(device) - in_use_before if device.type == "cuda" else kept
+        self.counts.step_memory.append((trials, took))
+        self._bytes_per_trial = max(self._bytes_per_trial, took / trials)
+        budget = self.memory_budget if self.memory_budget is not None else free_before
+        if self._bytes_per_trial > 0:
+            fits = int(budget * (1 - MEMORY_SPARE) // self._bytes_per_trial)
+            if fits < self.step_capacity:
+                self._shrink(fits, f"a step of {trials} trial(s) took {took / 2**20:.1f} MiB and "
+                             f"{budget / 2**20:.0f} MiB {'are budgeted' if self.memory_budget else 'are free'}")
 
     def _check_gradients_arrived(self, backward: dict[str, _Request]) -> None:
         """A loss that does not lead back to its trial's adapters would train nothing, silently: fail loudly."""
@@ -188,15 +299,25 @@ class TrainingPack:
         input_ids = torch.cat([_pad_to(r.input_ids, length, self._pad_token_id) for r in group.values()])
         attention_mask = torch.cat([_pad_to(r.attention_mask, length, 0) for r in group.values()])
         segments = [(name, request.input_ids.shape[0]) for name, request in group.items()]
+        limit = oom_packed_rows_limit()
+        if limit is not None and first.grad and input_ids.shape[0] > limit:
+            raise torch.OutOfMemoryError(f"injected: a shared forward of {input_ids.shape[0]} rows > {limit}")
         autocast = torch.autocast(first.autocast[0], dtype=first.autocast[1]) if first.autocast else nullcontext()
         self._model.train(first.grad)  # the adapters' dropout: on for training rows, off for evaluation
+        # a training forward opens a step, measured at its backward (on the CPU by what it keeps for the backward)
+        counting = first.grad and input_ids.device.type != "cuda"
+        kept = _KeptForBackward(self._model) if counting else nullcontext()
+        if first.grad:
+            self._step_start = (*_memory_in_use_and_free(input_ids.device), 0)
         # The executor may be a trial that waits inside its evaluation (no_grad): each trial's slice is taken in
         # the group's grad mode too, or a training trial's slice would not lead back to its adapters.
         with torch.set_grad_enabled(first.grad), autocast:
-            with rows_to_adapters(self._model, segments):
+            with rows_to_adapters(self._model, segments), kept:
                 logits = self._model.base_model.model(
                     input_ids=input_ids, attention_mask=attention_mask, use_cache=False
                 ).logits
+            if counting:
+                self._step_start = (*self._step_start[:2], kept.bytes + logits.nbytes)
             start = 0
             for request in group.values():
                 rows, own_length = request.input_ids.shape
@@ -241,6 +362,38 @@ def _check_packable(config: TrainingConfig) -> None:
                           "set lora.bias: none or pack: 1")
     if config.compute.lean_orpo_forward:
         raise ConfigError(f"{where} compute full logits: set compute.lean_orpo_forward: false, or pack: 1 to keep it")
+
+
+class _KeptForBackward(torch.autograd.graph.saved_tensors_hooks):
+    """Counts the bytes autograd keeps for the backward during a forward: the activations, not the model's own
+    weights (which it also keeps), each storage once."""
+
+    def __init__(self, model: torch.nn.Module):
+        self._weights = {parameter.untyped_storage().data_ptr() for parameter in model.parameters()}
+        self._storages: dict[int, int] = {}
+        super().__init__(self._keep, lambda tensor: tensor)
+
+    def _keep(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in self._weights:
+            self._storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    @property
+    def bytes(self) -> int:
+        return sum(self._storages.values())
+
+
+def _memory_in_use_and_free(device: torch.device) -> tuple[int, int]:
+    """CUDA: the allocator's bytes in use and the bytes it can still get (the device's free memory and its own
+    cached blocks). CPU: the process's resident bytes and the machine's available memory."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return torch.cuda.memory_allocated(device), free + cached
+    import psutil
+
+    return psutil.Process().memory_info().rss, psutil.virtual_memory().available
 
 
 def _forward_groups(batch: dict[str, _Request]) -> dict[tuple, dict[str, _Request]]:

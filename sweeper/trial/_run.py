@@ -8,9 +8,19 @@ from pathlib import Path
 from ..config import ConfigError, TrainingConfig
 from ..faults import raise_if_requested
 from ..metrics import NON_FINITE_LOSS, OUT_OF_MEMORY, TrialResult
-from ..training import NonFiniteLossError, TrainingPack, TrialReuse, is_out_of_memory, release_memory, run_orpo
+from ..training import (
+    NonFiniteLossError,
+    PackOutOfMemory,
+    TrainingPack,
+    TrialReuse,
+    is_out_of_memory,
+    release_memory,
+    run_orpo,
+)
 
 log = logging.getLogger(__name__)
+# a pack halves its step on each out-of-memory backward, so a trial is sent back at most log2(pack size) times
+MAX_PACK_RETRIES = 8
 
 # the stored failure reasons live in metrics.py (light: status and the progress line read them)
 
@@ -67,7 +77,8 @@ def run_trial(
     pack: TrainingPack | None = None,
 ) -> TrialResult:
     """Train once; on out-of-memory retry at half the micro-batch and twice the accumulation, then, still out of
-    memory (or with a micro-batch of 1), once more with gradient checkpointing. Each retry leaves a note.
+    memory (or with a micro-batch of 1), once more with gradient checkpointing. Each retry leaves a note. A packed
+    trial sent back by its pack (`PackOutOfMemory`: the pack now steps fewer trials at once) trains again unchanged.
 
     `reuse` (one per worker) shares the base model and tokenized data between trials; `callbacks` are transformers
     TrainerCallbacks handed to every attempt; `pack` trains it together with the pack's other trials."""
@@ -75,21 +86,31 @@ def run_trial(
         raise_if_requested(config.model_dump(mode="json"))
         attempts = [(config, ""), *memory_fallbacks(config, packed=pack is not None)]
         notes = []
-        for number, (attempt, change) in enumerate(attempts):
-            if number:
-                failed_at = attempts[number - 1][0].orpo.per_device_train_batch_size
-                log.warning("out of memory at micro-batch %d; retrying %s", failed_at, change)
-                notes.append(f"out of memory at micro-batch {failed_at}; ran {change}")
-                release_memory()
+        number, pack_retries = 0, 0
+        while True:
+            attempt = attempts[number][0]
             try:
                 result = run_orpo(attempt, output_dir, callbacks=callbacks, reuse=reuse, pack=pack)
+            except PackOutOfMemory as error:
+                pack_retries += 1
+                if pack_retries > MAX_PACK_RETRIES:
+                    raise
+                log.warning("%s; training the trial again", error)
+                notes.append(f"{str(error).split(':')[0]}; trained again")
+                release_memory()
+                continue
             except Exception as error:
                 if is_out_of_memory(error) and number + 1 < len(attempts):
+                    number += 1
+                    failed_at = attempt.orpo.per_device_train_batch_size
+                    change = attempts[number][1]
+                    log.warning("out of memory at micro-batch %d; retrying %s", failed_at, change)
+                    notes.append(f"out of memory at micro-batch {failed_at}; ran {change}")
+                    release_memory()
                     continue
                 raise
             result.notes.extend(notes)
             return result
-        raise AssertionError("unreachable: the last attempt returns or raises")
     except NonFiniteLossError as error:
         raise TrialFailure(NON_FINITE_LOSS, f"at {error.where}") from error
     except ConfigError as error:

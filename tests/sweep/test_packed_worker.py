@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from optuna.trial import TrialState
 
 from sweeper.cli import main
 from sweeper.config import ConfigError
+from sweeper.faults import OOM_ABOVE_PACKED_BACKWARD
 from sweeper.metrics import ORPO_METRICS
 from sweeper.storage import CurveStore
 from sweeper.study import load_study_spec
@@ -46,6 +48,26 @@ def test_a_packed_sweep_trains_trials_together_and_stores_each_whole(write_fast_
     for trial in trials:
         stored = {(row["split"], row["metric"]) for row in rows if row["trial_number"] == trial.number}
         assert stored >= {(split, metric) for split in ("train", "eval") for metric in ORPO_METRICS}
+
+
+@pytest.mark.integration
+def test_a_packed_sweep_that_runs_out_of_memory_steps_fewer_trials_at_once_and_loses_none(write_fast_study):
+    study_file = write_fast_study(n_trials=3)
+    environment = {**os.environ, OOM_ABOVE_PACKED_BACKWARD: "1"}  # a backward of two trials does not fit
+    sweep = _sweeper("sweep", str(study_file), "--pack", "2", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                     env=environment)
+    _, stderr = sweep.communicate(timeout=900)
+    assert sweep.returncode == 0, stderr
+    assert "now 1 trial(s) per step (of 2 in the pack)" in stderr
+    spec = load_study_spec(study_file)
+    trials = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
+    assert sorted(t.number for t in trials) == [0, 1, 2]
+    assert all(t.state == TrialState.COMPLETE for t in trials), [(t.state, t.user_attrs) for t in trials]
+    # the two trials of the first shared step trained again as they were (no micro-batch halved: that would leave
+    # its own note); the third came after and stepped alone
+    notes = sorted((t.user_attrs.get("notes") or [] for t in trials), key=len)
+    assert notes == [[]] + 2 * [["out of memory in a step shared by 2 trials; the pack now steps 1 at a time; "
+                                 "trained again"]]
 
 
 @pytest.mark.integration

@@ -7,25 +7,28 @@ import pytest
 import torch
 
 from sweeper.config import ConfigError
+from sweeper.faults import OOM_ABOVE_PACKED_BACKWARD, OOM_ABOVE_PACKED_ROWS
 from sweeper.metrics import EVAL, TRAIN
 from sweeper.training import NonFiniteLossError, TrialReuse, run_orpo, weights_fingerprint
 from sweeper.training._models import load_base_model
 from sweeper.training._pack import PackedTrialModel, TrainingPack
 from sweeper.training._trl import attach_lora, lora_dropout_probabilities
+from sweeper.trial import run_trial
 from transformers import set_seed
 
 TIMING = ("runtime", "per_second")
 
 
-def run_in_pack(configs, tmp_path, pack=None):
-    """Each config in its own thread on one pack, as a packed worker's slots run them. Returns results or errors."""
+def run_in_pack(configs, tmp_path, pack=None, run=run_orpo):
+    """Each config in its own thread on one pack, as a packed worker's slots run them (through `run`: run_orpo, or
+    run_trial with its out-of-memory handling). Returns results or errors."""
     pack = pack or TrainingPack(load_base_model(configs[0]), size=len(configs))
     reuse = TrialReuse()
     outcomes = [None] * len(configs)
 
     def train(index):
         try:
-            outcomes[index] = run_orpo(configs[index], tmp_path / f"packed-{index}", reuse=reuse, pack=pack)
+            outcomes[index] = run(configs[index], tmp_path / f"packed-{index}", reuse=reuse, pack=pack)
         except BaseException as error:  # noqa: BLE001 - the test looks at it
             outcomes[index] = error
 
@@ -85,6 +88,74 @@ def test_a_failing_trial_leaves_the_others_in_its_pack_as_they_would_be_alone(fa
     # every trial left: the base model holds no adapters and its weights are as loaded
     assert not hasattr(pack.base_model, "peft_config")
     assert weights_fingerprint(pack.base_model) == fingerprint
+
+
+def _trials_at_two_pairs(fast_config, count):
+    # LoRA dropout 0, as in the equivalence test: each packed trial must match its solo run
+    return [
+        fast_config(lora__lora_dropout=0.0, orpo__per_device_train_batch_size=2, orpo__gradient_accumulation_steps=2,
+                    orpo__learning_rate=rate, seed=index)
+        for index, rate in enumerate([1e-3, 3e-3, 5e-4, 2e-3][:count])
+    ]
+
+
+@pytest.mark.integration
+def test_out_of_memory_in_a_shared_forward_halves_the_pack_step_not_any_trials_batch(
+    fast_config, tmp_path, monkeypatch
+):
+    configs = _trials_at_two_pairs(fast_config, 4)  # 4 rows each: 16 in a step of all four
+    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
+    monkeypatch.setenv(OOM_ABOVE_PACKED_ROWS, "8")
+    packed, pack = run_in_pack(configs, tmp_path)
+    ((capacity, why, after),) = pack.counts.capacity_changes
+    assert capacity == 2 and "out of memory in a forward of 4 trials" in why
+    assert max(pack.counts.trials_per_forward[after:]) == 2  # two at a time from then on, and still shared
+    for alone, together in zip(solo, packed):
+        assert not isinstance(together, BaseException), together
+        assert together.micro_batch_size == 2 and together.gradient_accumulation_steps == 2
+        assert_same_run(alone, together)
+
+
+@pytest.mark.integration
+def test_out_of_memory_in_a_shared_backward_trains_its_trials_again_unchanged_in_smaller_steps(
+    fast_config, tmp_path, monkeypatch
+):
+    configs = _trials_at_two_pairs(fast_config, 2)
+    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
+    monkeypatch.setenv(OOM_ABOVE_PACKED_BACKWARD, "1")
+    packed, pack = run_in_pack(configs, tmp_path, run=run_trial)
+    assert [capacity for capacity, _, _ in pack.counts.capacity_changes] == [1]
+    for alone, together in zip(solo, packed):
+        assert not isinstance(together, BaseException), together
+        assert together.notes == ["out of memory in a step shared by 2 trials; the pack now steps 1 at a time; "
+                                  "trained again"]
+        assert together.micro_batch_size == 2  # its own batch untouched: the pack gave way first
+        assert_same_run(alone, together)
+    # a trial alone that still runs out of memory halves its micro-batch, as it would solo
+    monkeypatch.setenv(OOM_ABOVE_PACKED_ROWS, "3")
+    (alone,), _ = run_in_pack(configs[:1], tmp_path, run=run_trial)
+    assert alone.micro_batch_size == 1 and alone.notes == ["out of memory at micro-batch 2; ran at 1 x 4"]
+
+
+@pytest.mark.integration
+def test_a_pack_steps_no_more_trials_at_once_than_its_memory_fits(fast_config, tmp_path):
+    configs = _trials_at_two_pairs(fast_config, 3)
+    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
+    base = load_base_model(configs[0])
+    _, unlimited = run_in_pack(configs, tmp_path, TrainingPack(base, size=3))
+    assert unlimited.step_capacity == 3 and not unlimited.counts.capacity_changes  # a tiny model: room for all
+    trials, took = unlimited.counts.step_memory[0]
+    assert trials == 3 and took > 0
+    # room for one trial's share of that step and a little: the first step measures, then one at a time
+    budget = int(took / trials * 1.5)
+    packed, pack = run_in_pack(configs, tmp_path, TrainingPack(load_base_model(configs[0]), size=3,
+                                                                memory_budget=budget))
+    ((capacity, why, after),) = pack.counts.capacity_changes
+    assert capacity == 1 and "budgeted" in why
+    assert max(pack.counts.trials_per_forward[after:]) == 1
+    assert [trials for trials, _ in pack.counts.step_memory[1:]] == [1] * (len(pack.counts.step_memory) - 1)
+    for alone, together in zip(solo, packed):
+        assert_same_run(alone, together)
 
 
 class _DropoutSpy:
