@@ -1,6 +1,7 @@
 """Packed trials (sweeper/training/_pack.py): several trials training at once on one base model, each as it would
 alone. The integration tests train real tiny trials in threads, as a packed worker does."""
 
+import statistics
 import threading
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from sweeper.config import ConfigError
 from sweeper.faults import OOM_ABOVE_PACKED_BACKWARD, OOM_ABOVE_PACKED_ROWS
 from sweeper.metrics import EVAL, TRAIN
+from sweeper.replicate import replicate_seeds
 from sweeper.training import NonFiniteLossError, TrialReuse, run_orpo, weights_fingerprint
 from sweeper.training._models import load_base_model
 from sweeper.training._pack import PackedTrialModel, TrainingPack
@@ -156,6 +158,22 @@ def test_a_pack_steps_no_more_trials_at_once_than_its_memory_fits(fast_config, t
     assert [trials for trials, _ in pack.counts.step_memory[1:]] == [1] * (len(pack.counts.step_memory) - 1)
     for alone, together in zip(solo, packed):
         assert_same_run(alone, together)
+
+
+@pytest.mark.integration
+def test_with_lora_dropout_a_packed_trial_agrees_with_its_solo_run_within_the_seed_spread(fast_config, tmp_path):
+    """Packed trials draw their dropout masks from the RNG the pack shares, so they cannot equal their solo runs;
+    they must agree within what the seed alone moves (the seeds `sweeper replicate` would run)."""
+    def trial(seed):
+        return fast_config(lora__lora_dropout=0.3, orpo__learning_rate=3e-3, seed=seed)
+
+    seeds = [0, *replicate_seeds(0, 4)]
+    solo = [run_orpo(trial(seed), tmp_path / f"solo-{seed}") for seed in seeds]
+    (packed, _), _ = run_in_pack([trial(0), fast_config(lora__lora_dropout=0.1, seed=9)], tmp_path)
+    for metric in ("eval_loss", "eval_nll_loss", "eval_log_odds_ratio", "eval_rewards/margins",
+                   "eval_rewards/accuracies"):
+        spread = statistics.stdev(result.eval_metrics[metric] for result in solo)
+        assert abs(packed.eval_metrics[metric] - solo[0].eval_metrics[metric]) <= 2 * spread, metric
 
 
 class _DropoutSpy:
