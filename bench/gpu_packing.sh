@@ -23,5 +23,9 @@ cd bench
 timeout "${PACKING_TIMEOUT:-480}" python3 packing.py --qwen --trials 8 --packs 2 4 8 --rounds ${PACKING_ROUNDS:-2} \
   --max-steps ${PACKING_STEPS:-8} \
   --work /tmp/bench-packing --json "$OUT/packing.json" 2>&1 | quiet | tee "$OUT/packing.log"
+# the same with the lean ORPO forward (the GPU study's setting): packing no longer refuses it
+[ -z "$PACK_LEAN" ] || timeout "${PACKING_TIMEOUT:-480}" python3 packing.py --qwen --lean --trials 8 --packs 4 8 \
+  --rounds ${PACKING_ROUNDS:-2} --max-steps ${PACKING_STEPS:-8} \
+  --work /tmp/bench-packing --json "$OUT/packing-lean.json" 2>&1 | quiet | tee "$OUT/packing-lean.log"
 [ -n "$SKIP_LEAN" ] || timeout "${LEAN_TIMEOUT:-150}" python3 gpu_orpo_memory.py --work-dir /tmp/bench-gpu --json "$OUT/lean.json" 2>&1 \
   | quiet | tee "$OUT/lean.log"

@@ -119,7 +119,7 @@ def run_solo(configs, work: Path):
     return [run_orpo(config, work / f"solo-{i}", reuse=reuse) for i, config in enumerate(configs)]
 
 
-def run_packed(configs, size: int, work: Path, memory_budget: int | None = None):
+def run_packed(configs, size: int, work: Path, memory_budget: int | None = None, with_counts: bool = False):
     """K threads, each taking the next trial from the queue when its own ends."""
     reuse = TrialReuse()
     pack = TrainingPack(load_base_model(configs[0]), size=size, memory_budget=memory_budget)
@@ -149,9 +149,10 @@ def run_packed(configs, size: int, work: Path, memory_budget: int | None = None)
         raise RuntimeError(f"packed K={size}: trial {errors[0][0]} failed") from errors[0][1]
     counts = pack.counts
     step_per_trial = max((took / trials for trials, took in counts.step_memory), default=0.0)
-    return results, PackFigures(
+    figures = PackFigures(
         sum(counts.trials_per_forward) / max(1, len(counts.trials_per_forward)), step_per_trial, pack.step_capacity
     )
+    return (results, figures, counts) if with_counts else (results, figures)
 
 
 @dataclass
@@ -189,6 +190,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dropout-zero", action="store_true")
+    parser.add_argument("--lean", action="store_true",
+                        help="every trial (solo and packed) with compute.lean_orpo_forward: hidden states, not logits")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--memory-budget-mb", type=float,
                         help="bytes a pack's steps may take, in place of the free memory (shows the step cap)")
@@ -207,11 +210,13 @@ def main() -> None:
         n_pairs = args.trials * args.max_steps * 4 + 64
         base = qwen_base(args.work, args.tiny, args.pair_tokens, n_pairs)
     configs = draw_configs(args.trials, args.seed, args.max_steps, args.dropout_zero, base)
+    for config in configs:
+        config.compute.lean_orpo_forward = args.lean
     cuda = torch.cuda.is_available()
     modes = ["solo", *[f"K={k}" for k in args.packs]]
     print(f"{platform.node()}: {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
           f"{args.trials} trials x {args.max_steps} steps, {args.rounds} rounds, dropout "
-          f"{'0' if args.dropout_zero else 'as drawn'}", flush=True)
+          f"{'0' if args.dropout_zero else 'as drawn'}{', lean forward' if args.lean else ''}", flush=True)
     run_orpo(configs[0], Path(tempfile.mkdtemp()))  # warm: the built-in model and task on disk, imports done
     stable = list(range(len(configs)))
     if args.dropout_zero:  # which trials rounding alone moves: their packed runs cannot be held to 1e-4

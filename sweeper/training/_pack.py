@@ -41,7 +41,8 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from ..config import ConfigError, TrainingConfig
 from ..faults import oom_packed_backward_limit, oom_packed_rows_limit
 from ._models import is_out_of_memory, release_memory
-from ._trl import adapter_parameters, add_adapter, remove_adapter, rows_to_adapters
+from ._lean_logps import captured_output
+from ._trl import adapter_parameters, add_adapter, check_plain_output_layer, remove_adapter, rows_to_adapters
 
 log = logging.getLogger(__name__)
 MEMORY_SPARE = 0.1  # of the free memory, left unplanned: the measure misses allocator slack and the loss's tensors
@@ -61,6 +62,7 @@ class _Request:
     attention_mask: torch.Tensor | None = None
     grad: bool = False
     autocast: tuple[str, torch.dtype] | None = None
+    logits_to_keep: int | None = None  # the lean ORPO forward's: last-position logits and the last hidden state
     loss: torch.Tensor | None = None
     done: bool = False
     result: Any = None
@@ -145,6 +147,7 @@ class TrainingPack:
             self._model = add_adapter(self._model, name, config)
             parameters = adapter_parameters(self._model, name)
             try:
+                _check_plain_head(self.language_model, config)
                 stand_in = PackedTrialModel(self, name, parameters, self._model.config)
             except BaseException:
                 self._model = remove_adapter(self._model, name)
@@ -165,12 +168,23 @@ class TrainingPack:
                 self._run_if_all_waiting()
                 self._turn.notify_all()
 
-    def forward(self, name: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """This trial's logits, from the next forward shared by the whole pack."""
+    def forward(
+        self, name: str, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int | None = None
+    ):
+        """This trial's logits, from the next forward shared by the whole pack; with `logits_to_keep` (the lean ORPO
+        forward) its logits at that many last positions and its last hidden state."""
         device_type = input_ids.device.type
         autocast = (device_type, torch.get_autocast_dtype(device_type)) if torch.is_autocast_enabled(device_type) else None
-        request = _Request("forward", input_ids, attention_mask, grad=torch.is_grad_enabled(), autocast=autocast)
+        request = _Request(
+            "forward", input_ids, attention_mask, grad=torch.is_grad_enabled(), autocast=autocast,
+            logits_to_keep=logits_to_keep,
+        )
         return self._wait(name, request)
+
+    @property
+    def language_model(self) -> torch.nn.Module:
+        """The transformers model under the adapters (the base model itself while no trial is in the pack)."""
+        return self._model.base_model.model if self._model is not self.base_model else self.base_model
 
     def backward(self, name: str, loss: torch.Tensor) -> None:
         """This trial's loss into the next backward shared by the pack's trials that ran the last forward."""
@@ -311,17 +325,33 @@ class TrainingPack:
             self._step_start = (*_memory_in_use_and_free(input_ids.device), 0)
         # The executor may be a trial that waits inside its evaluation (no_grad): each trial's slice is taken in
         # the group's grad mode too, or a training trial's slice would not lead back to its adapters.
+        keep = first.logits_to_keep
         with torch.set_grad_enabled(first.grad), autocast:
             with rows_to_adapters(self._model, segments), kept:
-                logits = self._model.base_model.model(
-                    input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-                ).logits
+                if keep:  # the lean forward: the trials apply the output layer themselves, in chunks
+                    with captured_output(self.language_model.get_decoder()) as decoded:
+                        logits = self.language_model(
+                            input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep
+                        ).logits
+                    hidden = decoded[-1].last_hidden_state
+                else:
+                    logits = self.language_model(
+                        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+                    ).logits
+            if keep:
+                check_plain_output_layer(
+                    self.language_model.config, self.language_model.get_output_embeddings(), hidden, logits
+                )
             if counting:
-                self._step_start = (*self._step_start[:2], kept.bytes + logits.nbytes)
+                returned = hidden if keep else logits
+                self._step_start = (*self._step_start[:2], kept.bytes + returned.nbytes)
             start = 0
             for request in group.values():
                 rows, own_length = request.input_ids.shape
-                request.result = logits[start : start + rows, :own_length]
+                if keep:  # the logits' last positions are the padded batch's; the trial reads only their shape
+                    request.result = (logits[start : start + rows], hidden[start : start + rows, :own_length])
+                else:
+                    request.result = logits[start : start + rows, :own_length]
                 start += rows
         self.counts.trials_per_forward.append(len(group))
 
@@ -344,12 +374,25 @@ class PackedTrialModel(torch.nn.Module):
         self.adapter = torch.nn.ParameterDict({key.replace(".", "__"): value for key, value in parameters.items()})
         self._pack = pack
 
-    def forward(self, input_ids, attention_mask=None, use_cache=False, **kwargs):
+    def forward(self, input_ids, attention_mask=None, use_cache=False, logits_to_keep=None, **kwargs):
         if kwargs:
-            raise ConfigError(f"packed trials take input_ids and attention_mask only, not {sorted(kwargs)}")
+            raise ConfigError(
+                f"packed trials take input_ids, attention_mask and logits_to_keep only, not {sorted(kwargs)}"
+            )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        return CausalLMOutputWithPast(logits=self._pack.forward(self.pack_name, input_ids, attention_mask))
+        if not logits_to_keep:
+            return CausalLMOutputWithPast(logits=self._pack.forward(self.pack_name, input_ids, attention_mask))
+        logits, hidden = self._pack.forward(self.pack_name, input_ids, attention_mask, logits_to_keep)
+        return CausalLMOutputWithPast(logits=logits, hidden_states=(hidden,))
+
+    # What the lean ORPO forward asks of its model (_trl.py), answered from the pack's model. Methods, not
+    # attributes: the shared layers must not become this trial's parameters.
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self._pack.language_model.get_output_embeddings()
+
+    def get_base_model(self) -> torch.nn.Module:
+        return self._pack.language_model
 
 
 def _check_packable(config: TrainingConfig) -> None:
@@ -360,8 +403,13 @@ def _check_packable(config: TrainingConfig) -> None:
     if config.lora.bias != "none":
         raise ConfigError(f"{where}: with lora.bias: {config.lora.bias} the trials would train the same biases; "
                           "set lora.bias: none or pack: 1")
-    if config.compute.lean_orpo_forward:
-        raise ConfigError(f"{where} compute full logits: set compute.lean_orpo_forward: false, or pack: 1 to keep it")
+
+
+def _check_plain_head(language_model: torch.nn.Module, config: TrainingConfig) -> None:
+    """The lean forward applies the shared output layer in each trial's thread, outside the per-row adapters."""
+    if config.compute.lean_orpo_forward and hasattr(language_model.get_output_embeddings(), "lora_A"):
+        raise ConfigError("packed trials with compute.lean_orpo_forward: the output layer cannot carry LoRA; leave it "
+                          "out of lora.target_modules, or set compute.lean_orpo_forward: false or pack: 1")
 
 
 class _KeptForBackward(torch.autograd.graph.saved_tensors_hooks):
@@ -397,10 +445,11 @@ def _memory_in_use_and_free(device: torch.device) -> tuple[int, int]:
 
 
 def _forward_groups(batch: dict[str, _Request]) -> dict[tuple, dict[str, _Request]]:
-    """Training rows and evaluation rows (and different autocast settings) go through separate forwards."""
+    """Training rows and evaluation rows (and different autocast settings, full and lean forwards) go through
+    separate forwards."""
     groups: dict[tuple, dict[str, _Request]] = {}
     for name, request in batch.items():
-        groups.setdefault((request.grad, request.autocast), {})[name] = request
+        groups.setdefault((request.grad, request.autocast, request.logits_to_keep), {})[name] = request
     return groups
 
 

@@ -207,29 +207,20 @@ class _CheckedORPOTrainer(ORPOTrainer):
         )
         language_model = self.accelerator.unwrap_model(model)
         extra = {"output_router_logits": True} if self.aux_loss_enabled else {}
-        with captured_output(language_model.get_decoder()) as decoder_outputs:
-            # logits_to_keep=1: the model's own head runs on one position only, which also checks ours below
-            outputs = model(
-                concatenated["concatenated_input_ids"],
-                attention_mask=concatenated["concatenated_attention_mask"],
-                use_cache=False,
-                logits_to_keep=1,
-                **extra,
-            )
-        hidden = decoder_outputs[-1].last_hidden_state
+        inputs = dict(attention_mask=concatenated["concatenated_attention_mask"], use_cache=False, logits_to_keep=1)
         head = language_model.get_output_embeddings()
+        if getattr(language_model, "pack_name", None) is not None:
+            # a packed trial: the pack runs the model (and checks its head) and hands back this trial's hidden state;
+            # a forward hook on the shared decoder would also see the other trials' forwards
+            outputs = model(concatenated["concatenated_input_ids"], **inputs, **extra)
+            hidden = outputs.hidden_states[-1]
+        else:
+            with captured_output(language_model.get_decoder()) as decoder_outputs:
+                # logits_to_keep=1: the model's own head runs on one position only, which also checks ours
+                outputs = model(concatenated["concatenated_input_ids"], **inputs, **extra)
+            hidden = decoder_outputs[-1].last_hidden_state
+            check_plain_output_layer(language_model.config, head, hidden, outputs.logits)
         softcap = getattr(language_model.config, "final_logit_softcapping", None)
-        with torch.no_grad():
-            last_logits = head(hidden[:, -1:])
-            if softcap is not None:
-                last_logits = torch.tanh(last_logits / softcap) * softcap
-            # loose enough for bf16 rounding, far tighter than any logit scaling or soft-capping a model applies
-            if not torch.allclose(last_logits.float(), outputs.logits.float(), rtol=1e-2, atol=1e-2):
-                raise ConfigError(
-                    f"compute.lean_orpo_forward: {language_model.config.model_type} models' logits are not their "
-                    "output layer applied to the decoder's last hidden state (they are scaled or post-processed); "
-                    "set compute.lean_orpo_forward: false for this model"
-                )
         lean = lean_orpo_forward(
             hidden,
             head,
@@ -257,6 +248,23 @@ class _CheckedORPOTrainer(ORPOTrainer):
         if not torch.isfinite(value.detach()).all():
             raise NonFiniteLossError(f"train step {self.state.global_step}")
         return loss
+
+
+def check_plain_output_layer(config, head: torch.nn.Module, hidden: torch.Tensor, last_logits: torch.Tensor) -> None:
+    """The lean forward applies the output layer itself: refuse a model whose logits (its own, at the last position)
+    are not that layer applied to the decoder's last hidden state, soft-capped where the config says so."""
+    softcap = getattr(config, "final_logit_softcapping", None)
+    with torch.no_grad():
+        ours = head(hidden[:, -1:])
+        if softcap is not None:
+            ours = torch.tanh(ours / softcap) * softcap
+        # loose enough for bf16 rounding, far tighter than any logit scaling or soft-capping a model applies
+        if not torch.allclose(ours.float(), last_logits.float(), rtol=1e-2, atol=1e-2):
+            raise ConfigError(
+                f"compute.lean_orpo_forward: {config.model_type} models' logits are not their output layer applied "
+                "to the decoder's last hidden state (they are scaled or post-processed); set "
+                "compute.lean_orpo_forward: false for this model"
+            )
 
 
 def _scaled_backward(accelerator, shared_backward, loss, **kwargs) -> None:

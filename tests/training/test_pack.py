@@ -78,6 +78,24 @@ def test_packed_trials_match_solo_runs_with_different_micro_batches_and_accumula
 
 
 @pytest.mark.integration
+def test_packed_trials_with_the_lean_forward_match_their_solo_lean_runs(fast_config, tmp_path):
+    lean = {"compute__lean_orpo_forward": True, "compute__logit_chunk_tokens": 100, "lora__lora_dropout": 0.0}
+    configs = [
+        fast_config(**lean, orpo__per_device_train_batch_size=2, orpo__gradient_accumulation_steps=2, seed=1),
+        fast_config(**lean, orpo__per_device_train_batch_size=4, orpo__learning_rate=3e-3, seed=2),
+    ]
+    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
+    packed, pack = run_in_pack(configs, tmp_path)
+    for alone, together in zip(solo, packed):
+        assert not isinstance(together, BaseException), together
+        assert_same_run(alone, together)
+    assert max(pack.counts.trials_per_forward) == 2
+    # lean in the pack too: a training step kept the hidden state, not the logits (vocabulary x wider)
+    _, full_pack = run_in_pack([fast_config(lora__lora_dropout=0.0, seed=1)] * 2, tmp_path)
+    assert max(took for _, took in pack.counts.step_memory) < min(took for _, took in full_pack.counts.step_memory)
+
+
+@pytest.mark.integration
 def test_a_failing_trial_leaves_the_others_in_its_pack_as_they_would_be_alone(fast_config, tmp_path):
     healthy = fast_config(lora__lora_dropout=0.0, orpo__learning_rate=1e-3)
     diverging = fast_config(orpo__learning_rate=1e30, orpo__max_grad_norm=0)  # overflows within a step or two
@@ -243,7 +261,8 @@ def test_a_packed_trials_adapters_start_where_a_solo_trials_do(fast_config):
     ("override", "fix"),
     [
         ({"orpo__gradient_checkpointing": True}, "gradient checkpointing"),
-        ({"compute__lean_orpo_forward": True}, "compute.lean_orpo_forward: false"),
+        ({"compute__lean_orpo_forward": True, "lora__target_modules": ["q_proj", "lm_head"]},
+         "the output layer cannot carry LoRA"),
         ({"lora__bias": "all"}, "lora.bias: none"),
     ],
 )
