@@ -425,7 +425,9 @@ class _KeptForBackward(torch.autograd.graph.saved_tensors_hooks):
         storage = tensor.untyped_storage()
         if storage.data_ptr() not in self._weights:
             self._storages[storage.data_ptr()] = storage.nbytes()
-        return tensor
+        # detached: the tensor itself, where it is an output of the op that saves it, would hold that op's graph
+        # node, which holds it: a cycle through C++ that no collector frees if the step never runs its backward
+        return tensor.detach()
 
     @property
     def bytes(self) -> int:

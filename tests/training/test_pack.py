@@ -232,6 +232,31 @@ def test_each_packed_trial_keeps_its_own_lora_dropout(fast_config, tmp_path):
     assert spy.seen == {0.1, 0.3}  # TRL's disable_dropout would have zeroed both
 
 
+@pytest.mark.parametrize("backward", [True, False])
+def test_the_step_measure_counts_activations_once_and_keeps_none_alive(backward):
+    """A step that never reaches its backward (its trial failed, its forward ran out of memory) must free its
+    activations like any dropped graph; the measure must not hold them."""
+    import gc
+    import weakref
+
+    from sweeper.training._pack import _KeptForBackward
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    inputs = torch.randn(4, 8)
+    kept = _KeptForBackward(model)
+    with kept:
+        activation = model[1](model[0](inputs))  # tanh keeps its output for the backward
+        output = model[2](activation)
+    # the input (kept by the first layer) and tanh's output, each once; not the weights
+    assert kept.bytes == inputs.nbytes + activation.nbytes
+    if backward:
+        output.sum().backward()
+    alive = weakref.ref(activation)
+    del activation, output
+    gc.collect()
+    assert alive() is None
+
+
 def test_a_stand_in_model_holds_only_its_own_trials_adapter_weights(fast_config):
     config = fast_config()
     pack = TrainingPack(load_base_model(config), size=2)
