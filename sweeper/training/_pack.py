@@ -231,8 +231,8 @@ class TrainingPack:
             if is_out_of_memory(error) and len(backward) > 1:
                 for request in backward.values():
                     request.loss = None
-                release_memory()
                 self._shrink(len(backward) // 2, f"out of memory in a backward of {len(backward)} trials")
+                # its message only: the error's traceback holds the step's graph, which the trials now drop
                 error = PackOutOfMemory(
                     f"out of memory in a step shared by {len(backward)} trials; the pack now steps "
                     f"{self.step_capacity} at a time: {error}"
@@ -249,19 +249,23 @@ class TrainingPack:
         served = next(self._forwards)
         done: dict[str, _Request] = {}
         for group in _forward_groups(chosen).values():
+            retry = False
             try:
                 self._shared_forward(group)
             except BaseException as error:
                 self._step_start = None
-                if is_out_of_memory(error) and len(group) > 1:  # again in halves: the trials see nothing
-                    for request in group.values():
-                        request.result = None
-                    release_memory()
-                    self._shrink(len(group) // 2, f"out of memory in a forward of {len(group)} trials")
-                    self._waiting.update(group)
-                    continue
-                for request in group.values():  # every trial in this step sees it and fails as it would alone
-                    request.error = error
+                retry = is_out_of_memory(error) and len(group) > 1
+                if not retry:
+                    for request in group.values():  # every trial in this step sees it and fails as it would alone
+                        request.error = error
+            if retry:  # again in halves, the trials seeing nothing; out of the handler, whose traceback held the
+                # failed forward's tensors
+                for request in group.values():
+                    request.result = None
+                release_memory()
+                self._shrink(len(group) // 2, f"out of memory in a forward of {len(group)} trials")
+                self._waiting.update(group)
+                continue
             done.update(group)
         for name in done:
             self._served[name] = served
