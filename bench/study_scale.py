@@ -20,7 +20,10 @@ have), with the sampler the study file would build: TPE (the default, multivaria
 
 Each study is the analysis tests' known-structure study (tests/_known_study.py: real Optuna trials with the user
 attributes and curves a sweep stores, ~50 curve points each) grown to N trials in a fresh SQLite file, or under a
-study name of its own in the PostgreSQL database that --storage names (deleted after its measurements). Each command
+study name of its own in the PostgreSQL database that --storage names (deleted after its measurements). With
+`--real-trial-size` a real trial of the default study is trained first (`sweeper sweep`, one trial, about a minute)
+and its every user attribute and curve point is stored with each trial under the planted ones: trials of a real
+trial's size (about 50 attributes and 550 curve points) with the known structure. Each command
 runs in its own process; CPU seconds are user + system of that process, memory its peak resident set.
 """
 
@@ -162,9 +165,38 @@ def _run(arguments: list[str], study_file: Path, folder: Path) -> tuple[float, f
     return usage.ru_utime + usage.ru_stime, time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
-def _build(url: str, size: int) -> dict:
-    build_known_study(url, STUDY, n_random=size - 4)  # and 2 hand-made, 1 failed, 1 pruned trials
+def _build(url: str, size: int, bulk_from: Path | None) -> dict:
+    bulk = _real_trial(bulk_from) if bulk_from else None
+    build_known_study(url, STUDY, n_random=size - 4, bulk=bulk)  # and 2 hand-made, 1 failed, 1 pruned trials
     return {}
+
+
+def _train_real_trial(folder: Path) -> Path:
+    """One trial of the default study, trained by `sweeper sweep` into its own SQLite file; returns the study file."""
+    import yaml
+
+    fields = yaml.safe_load((REPO / "studies" / "default.yaml").read_text())
+    fields.update(base_config=str(REPO / "configs" / "tiny.yaml"), n_trials=1,
+                  storage=f"sqlite:///{folder / 'real.db'}", study_name="real-trial")
+    study_file = folder / "real.yaml"
+    study_file.write_text(yaml.safe_dump(fields))
+    _run(["sweep"], study_file, folder)
+    return study_file
+
+
+def _real_trial(study_file: Path) -> tuple[dict, list]:
+    import optuna
+    import yaml
+
+    from sweeper.metrics import CurvePoint
+    from sweeper.storage import CurveStore
+
+    fields = yaml.safe_load(study_file.read_text())
+    (trial,) = optuna.load_study(study_name=fields["study_name"], storage=fields["storage"]).get_trials()
+    with CurveStore(fields["storage"]) as curves:
+        rows = curves.read(fields["study_name"])
+    points = [CurvePoint(row["step"], row["split"], row["metric"], row["value"]) for row in rows]
+    return dict(trial.user_attrs), points
 
 
 def _delete(url: str) -> dict:
@@ -205,17 +237,28 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--commands", nargs="+", choices=[*COMMANDS, *IN_PROCESS], default=[*COMMANDS, *IN_PROCESS])
     parser.add_argument("--gp-max", type=int, default=1000, help="largest study the GP sampler is timed on")
+    parser.add_argument("--real-trial-size", action="store_true",
+                        help="store a real default trial's attributes and curve with every trial (see above)")
     parser.add_argument("--storage", help="a PostgreSQL URL to build the studies in (each deleted after its "
                         "measurements); default: a fresh SQLite file per size")
     args = parser.parse_args()
     names = [c for c in COMMANDS if c in args.commands] + [
         name for measure, measured in IN_PROCESS.items() if measure in args.commands for name in measured]
     results: dict[str, dict[int, tuple[float, float, float]]] = {name: {} for name in names}
+    real_folder = tempfile.TemporaryDirectory(prefix="sweeper-real-trial-")
+    bulk_from = _train_real_trial(Path(real_folder.name)) if args.real_trial_size else None
+    if bulk_from:
+        attrs, points = _in_child(lambda: [len(part) for part in _real_trial(bulk_from)])
+        print(f"# every trial carries a real default trial's {attrs} user attributes and {points} curve points")
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="sweeper-scale-") as name:
             folder = Path(name)
             url = args.storage or f"sqlite:///{folder / 'study.db'}"
-            _in_child(lambda: _build(url, size))
+            _in_child(lambda: _build(url, size, bulk_from))
+            if not args.storage:
+                stored = sum(path.stat().st_size for path in folder.glob("study.db*"))
+                print(f"# {size} trials: {stored / 2**20:.0f} MB in SQLite, {stored / size / 1024:.0f} KB a trial",
+                      flush=True)
             study_file = write_study_file(folder / "study.yaml", STUDY, url)
             for command in (c for c in COMMANDS if c in args.commands):
                 results[command][size] = _run(COMMANDS[command], study_file, folder)
@@ -241,7 +284,7 @@ def main() -> None:
         cells = [f"{by_size[s][0]:.{digits}f} s ({by_size[s][1]:.{digits}f} s), {by_size[s][2]:.0f} {unit}"
                  if s in by_size else f"- (not run above --gp-max {args.gp_max})" for s in args.sizes]
         growth = (f"{math.log(by_size[large][0] / by_size[small][0]) / math.log(large / small):.2f}"
-                  if small in by_size and large in by_size else "-")
+                  if small in by_size and large in by_size and large != small else "-")
         print(f"| {command} | " + " | ".join(cells) + f" | {growth} |")
 
 

@@ -90,11 +90,19 @@ def known_losses(u: float, b: float, rng: np.random.Generator) -> tuple[float, f
 
 
 def build_known_study(
-    storage_url: str, study_name: str, seed: int = 3, losses=known_losses, gap_from_batch=None, n_random: int = N_RANDOM
+    storage_url: str,
+    study_name: str,
+    seed: int = 3,
+    losses=known_losses,
+    gap_from_batch=None,
+    n_random: int = N_RANDOM,
+    bulk: tuple[dict, list[CurvePoint]] | None = None,
 ) -> optuna.Study:
     """Create the study in `storage_url` (a file URL) and return it. `losses(u, b, rng)` plants the final training
     loss and the gap from the learning rate's and beta's positions; `gap_from_batch(effective_batch_size)`, if
-    given, is added to the gap."""
+    given, is added to the gap. `bulk` (a real trial's user attributes and curve points) is stored with every
+    completed trial under its planted ones, which win: a study of a real trial's size with the known structure."""
+    bulk_attrs, bulk_points = bulk or ({}, [])
     rng = np.random.default_rng(seed)
     # sweeper's own storage: its SQLite connections commit in write-ahead-log mode, as a sweep's do (much faster
     # than Optuna's default engine for the few hundred commits a study's trials take)
@@ -142,10 +150,13 @@ def build_known_study(
             study.add_trial(
                 optuna.trial.create_trial(
                     params=params, distributions=DISTRIBUTIONS, values=[eval_final + LOG_ODDS_RATIO, margin],
-                    user_attrs=attrs,
+                    user_attrs={**bulk_attrs, **attrs},
                 )
             )
-            curves.write(study_name, number, _curves(train_final, eval_final, rise))
+            planted = _curves(train_final, eval_final, rise)
+            series = {(point.split, point.metric) for point in planted}
+            extra = [point for point in bulk_points if (point.split, point.metric) not in series]
+            curves.write(study_name, number, planted + extra)
         params = {"learning_rate": 1e-3, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 2,
                   "lora_dropout": 0.1, "weight_decay": 0.0, "beta": 0.1}
         study.add_trial(
