@@ -12,7 +12,7 @@ from ._rdb import beating_trials, open_storage, reading_storage
 from ._slot_lock import TrialSlotLock
 from ._handle import Storage
 from ._optuna_internals import (
-    RETRIED_FROM, RETRY_HISTORY, compute_hypervolume, pareto_front, read_trials, storage_url,
+    RETRIED_FROM, RETRY_HISTORY, compute_hypervolume, full_trial, pareto_front, read_trials, storage_url,
 )
 from ._record import (
     WORKER_DIED,
@@ -34,6 +34,7 @@ __all__ = [
     "RETRIED_FROM",
     "RETRY_HISTORY",
     "compute_hypervolume",
+    "full_trial",
     "pareto_front",
     "read_trials",
     "storage_url",

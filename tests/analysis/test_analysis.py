@@ -194,6 +194,23 @@ def test_fits_read_the_curves_a_chunk_of_trials_at_a_time(known_study, known_ana
     assert _analyze._pareto_curves(known_analysis.pareto_numbers, kept) == known_analysis.pareto_curves
 
 
+def test_a_trial_pruned_by_optunas_own_pruner_shows_its_last_reported_step(tmp_path):
+    """The analysis reads trials by columns, without intermediate values; a trial pruned by Optuna itself (a
+    single-objective study: no `pruned_at_step` stored) is read whole for its step."""
+    url = f"sqlite:///{tmp_path / 'single.db'}"
+    study = optuna.create_study(study_name="single", storage=url)
+    study.set_metric_names(["eval_nll_loss"])
+    lr = FloatDistribution(1e-5, 1e-1, log=True)
+    study.add_trial(optuna.trial.create_trial(params={"lr": 1e-3}, distributions={"lr": lr}, value=2.0))
+    trial = study.ask({"lr": lr})
+    for step in (3, 7):
+        trial.report(2.5, step)
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    rows = {row.number: row for row in analyze_study("single", url, trials_only=True).trials}
+    assert rows[1].state == "PRUNED" and rows[1].pruned_step == 7
+    assert rows[0].pruned_step is None
+
+
 def test_spearman_bootstrap_interval():
     rng = np.random.default_rng(1)
     x = rng.uniform(size=40)

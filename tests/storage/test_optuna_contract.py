@@ -161,6 +161,11 @@ def test_read_trials_reads_what_get_trials_does_for_the_attributes_named(storage
         assert mine.system_attrs == {k: v for k, v in theirs.system_attrs.items() if k == internals.RETRIED_FROM}
     assert read[0].values == [float("inf"), float("-inf")] and read[6].system_attrs == {internals.RETRIED_FROM: 1}
     assert [t.number for t in internals.pareto_front(study, read)] == [t.number for t in study.best_trials]
+    # every user attribute (the analysis's read), and a trial read whole where that is not enough
+    every = internals.read_trials(study, every_user_attr=True)
+    assert [t.user_attrs for t in every] == [t.user_attrs for t in stored]
+    assert every[0].user_attrs["training_config"] == {"not": "read"}
+    assert internals.full_trial(study, every[2]) == stored[2]
 
 
 def test_the_internals_the_vendored_multi_metric_pruner_uses_exist():
