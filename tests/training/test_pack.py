@@ -42,6 +42,17 @@ def run_in_pack(configs, tmp_path, pack=None, run=run_orpo):
     return outcomes, pack
 
 
+def packed_matching_solo(configs, tmp_path, pack=None, run=run_orpo):
+    """Each config run alone, then all packed (`run_in_pack`); asserts each packed run equals its solo run (LoRA
+    dropout 0; the faults sweeper/faults.py injects into packs leave solo runs alone) and returns (results, pack)."""
+    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
+    packed, pack = run_in_pack(configs, tmp_path, pack, run)
+    for alone, together in zip(solo, packed, strict=True):
+        assert not isinstance(together, BaseException), together
+        assert_same_run(alone, together)
+    return packed, pack
+
+
 def assert_same_run(solo, packed, tolerance=1e-4):
     assert packed.global_steps == solo.global_steps
     for metrics_of in (lambda r: r.eval_metrics, lambda r: r.train_metrics):
@@ -67,14 +78,10 @@ def test_packed_trials_match_solo_runs_with_different_micro_batches_and_accumula
         fast_config(lora__lora_dropout=0.0, orpo__per_device_train_batch_size=4, orpo__gradient_accumulation_steps=2,
                     orpo__max_steps=5, orpo__learning_rate=5e-4, seed=3),
     ]
-    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
-    packed, pack = run_in_pack(configs, tmp_path)
-    for alone, together in zip(solo, packed):
-        assert not isinstance(together, BaseException), together
-        assert_same_run(alone, together)
+    packed, pack = packed_matching_solo(configs, tmp_path)
     # they really trained together: forwards with all three trials' rows in them
     assert max(pack.counts.trials_per_forward) == 3
-    assert pack.counts.forwards < sum(len(r.curves) for r in solo)  # fewer forwards than the trials ran alone
+    assert pack.counts.forwards < sum(len(r.curves) for r in packed)  # fewer forwards than the trials ran alone
 
 
 @pytest.mark.integration
@@ -84,11 +91,7 @@ def test_packed_trials_with_the_lean_forward_match_their_solo_lean_runs(fast_con
         fast_config(**lean, orpo__per_device_train_batch_size=2, orpo__gradient_accumulation_steps=2, seed=1),
         fast_config(**lean, orpo__per_device_train_batch_size=4, orpo__learning_rate=3e-3, seed=2),
     ]
-    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
-    packed, pack = run_in_pack(configs, tmp_path)
-    for alone, together in zip(solo, packed):
-        assert not isinstance(together, BaseException), together
-        assert_same_run(alone, together)
+    _, pack = packed_matching_solo(configs, tmp_path)
     assert max(pack.counts.trials_per_forward) == 2
     # lean in the pack too: a training step kept the hidden state, not the logits (vocabulary x wider)
     _, full_pack = run_in_pack([fast_config(lora__lora_dropout=0.0, seed=1)] * 2, tmp_path)
@@ -124,16 +127,12 @@ def test_out_of_memory_in_a_shared_forward_halves_the_pack_step_not_any_trials_b
     fast_config, tmp_path, monkeypatch
 ):
     configs = _trials_at_two_pairs(fast_config, 4)  # 4 rows each: 16 in a step of all four
-    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
     monkeypatch.setenv(OOM_ABOVE_PACKED_ROWS, "8")
-    packed, pack = run_in_pack(configs, tmp_path)
+    packed, pack = packed_matching_solo(configs, tmp_path)
     ((capacity, why, after),) = pack.counts.capacity_changes
     assert capacity == 2 and "out of memory in a forward of 4 trials" in why
     assert max(pack.counts.trials_per_forward[after:]) == 2  # two at a time from then on, and still shared
-    for alone, together in zip(solo, packed):
-        assert not isinstance(together, BaseException), together
-        assert together.micro_batch_size == 2 and together.gradient_accumulation_steps == 2
-        assert_same_run(alone, together)
+    assert all(result.micro_batch_size == 2 and result.gradient_accumulation_steps == 2 for result in packed)
 
 
 @pytest.mark.integration
@@ -141,16 +140,13 @@ def test_out_of_memory_in_a_shared_backward_trains_its_trials_again_unchanged_in
     fast_config, tmp_path, monkeypatch
 ):
     configs = _trials_at_two_pairs(fast_config, 2)
-    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
     monkeypatch.setenv(OOM_ABOVE_PACKED_BACKWARD, "1")
-    packed, pack = run_in_pack(configs, tmp_path, run=run_trial)
+    packed, pack = packed_matching_solo(configs, tmp_path, run=run_trial)
     assert [capacity for capacity, _, _ in pack.counts.capacity_changes] == [1]
-    for alone, together in zip(solo, packed):
-        assert not isinstance(together, BaseException), together
-        assert together.notes == ["out of memory in a step shared by 2 trials; the pack now steps 1 at a time; "
-                                  "trained again"]
-        assert together.micro_batch_size == 2  # its own batch untouched: the pack gave way first
-        assert_same_run(alone, together)
+    for result in packed:
+        assert result.notes == ["out of memory in a step shared by 2 trials; the pack now steps 1 at a time; "
+                                "trained again"]
+        assert result.micro_batch_size == 2  # its own batch untouched: the pack gave way first
     # a trial alone that still runs out of memory halves its micro-batch, as it would solo
     monkeypatch.setenv(OOM_ABOVE_PACKED_ROWS, "3")
     (alone,), _ = run_in_pack(configs[:1], tmp_path, run=run_trial)
@@ -160,7 +156,6 @@ def test_out_of_memory_in_a_shared_backward_trains_its_trials_again_unchanged_in
 @pytest.mark.integration
 def test_a_pack_steps_no_more_trials_at_once_than_its_memory_fits(fast_config, tmp_path):
     configs = _trials_at_two_pairs(fast_config, 3)
-    solo = [run_orpo(config, tmp_path / f"solo-{index}") for index, config in enumerate(configs)]
     base = load_base_model(configs[0])
     _, unlimited = run_in_pack(configs, tmp_path, TrainingPack(base, size=3))
     assert unlimited.step_capacity == 3 and not unlimited.counts.capacity_changes  # a tiny model: room for all
@@ -168,14 +163,13 @@ def test_a_pack_steps_no_more_trials_at_once_than_its_memory_fits(fast_config, t
     assert trials == 3 and took > 0
     # room for one trial's share of that step and a little: the first step measures, then one at a time
     budget = int(took / trials * 1.5)
-    packed, pack = run_in_pack(configs, tmp_path, TrainingPack(load_base_model(configs[0]), size=3,
-                                                                memory_budget=budget))
+    _, pack = packed_matching_solo(
+        configs, tmp_path, TrainingPack(load_base_model(configs[0]), size=3, memory_budget=budget)
+    )
     ((capacity, why, after),) = pack.counts.capacity_changes
     assert capacity == 1 and "budgeted" in why
     assert max(pack.counts.trials_per_forward[after:]) == 1
     assert [trials for trials, _ in pack.counts.step_memory[1:]] == [1] * (len(pack.counts.step_memory) - 1)
-    for alone, together in zip(solo, packed):
-        assert_same_run(alone, together)
 
 
 @pytest.mark.integration
