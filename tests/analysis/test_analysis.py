@@ -194,6 +194,19 @@ def test_fits_read_the_curves_a_chunk_of_trials_at_a_time(known_study, known_ana
     assert _analyze._pareto_curves(known_analysis.pareto_numbers, kept) == known_analysis.pareto_curves
 
 
+def test_the_analysis_reads_its_trials_by_columns_not_through_optunas_trial_objects(known_study, monkeypatch):
+    """Optuna's get_trials builds ORM objects for every attribute row: at 10,000 trials of a real trial's size that
+    was 1.4 GB of an analysis (docs/scaling.md)."""
+    stored = len(optuna.load_study(study_name=known_study[0], storage=known_study[1]).trials)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the analysis read the trials through Optuna")
+
+    monkeypatch.setattr(optuna.Study, "get_trials", refuse)
+    monkeypatch.setattr(optuna.storages.RDBStorage, "get_all_trials", refuse)
+    assert len(analyze_study(*known_study, trials_only=True).trials) == stored
+
+
 def test_a_trial_pruned_by_optunas_own_pruner_shows_its_last_reported_step(tmp_path):
     """The analysis reads trials by columns, without intermediate values; a trial pruned by Optuna itself (a
     single-objective study: no `pruned_at_step` stored) is read whole for its step."""
