@@ -148,7 +148,6 @@ def test_a_study_name_reused_with_other_objectives_is_refused(write_fast_study):
     assert [d.name for d in study.directions] == ["MINIMIZE", "MAXIMIZE"]  # untouched
 
 
-@pytest.mark.integration
 def test_joining_a_study_reads_no_trials(write_fast_study, monkeypatch):
     """Every sweep and worker joins its study: Optuna's study summaries would read every trial of every study (9 s at
     3,000 trials of a real trial's size)."""
@@ -164,6 +163,7 @@ def test_joining_a_study_reads_no_trials(write_fast_study, monkeypatch):
     assert joined._study_id == created._study_id
 
 
+@pytest.mark.integration
 def test_status_rows_mark_the_pareto_front(write_fast_study):
     study = _sweep(write_fast_study(n_trials=3))
     rows = status_rows(study)
