@@ -97,7 +97,8 @@ class TrainingPack:
         self.size = size
         self.step_capacity = size  # trials stepped at once: falls to fit the memory (see the module's docstring)
         self.memory_budget = memory_budget
-        # where the trainers put a solo trial's model (the stand-ins they are given hold only the adapters)
+        # where the trainers put a solo trial's model (the stand-ins they are given hold only the adapters); PEFT
+        # injects each trial's adapters into it in place, so it is also the model every shared forward runs
         self.base_model = base_model.to(PartialState().device)
         self.counts = PackCounts()
         self._model = self.base_model  # a PeftModel while any trial is in the pack
@@ -108,7 +109,9 @@ class TrainingPack:
         self._joined = itertools.count()
         self._served: dict[str, int] = {}  # when each trial last had a forward: the longest-waiting go first
         self._forwards = itertools.count()
-        self._step_start: tuple[int, int, int] | None = None  # the open training step: in use, free, kept bytes
+        # the open training step: bytes in use (CUDA's allocator; 0 on the CPU, where the kept bytes are the measure),
+        # bytes free, bytes kept for the backward
+        self._step_start: tuple[int, int, int] | None = None
         self._bytes_per_trial = 0.0  # the most a trial's share of a training step took
         # threads inside `turn()` that have not joined yet: the pack's next forward waits for them to join
         self._entering = 0
@@ -147,7 +150,7 @@ class TrainingPack:
             self._model = add_adapter(self._model, name, config)
             parameters = adapter_parameters(self._model, name)
             try:
-                _check_plain_head(self.language_model, config)
+                _check_plain_head(self.base_model, config)
                 stand_in = PackedTrialModel(self, name, parameters, self._model.config)
             except BaseException:
                 self._model = remove_adapter(self._model, name)
@@ -180,11 +183,6 @@ class TrainingPack:
             logits_to_keep=logits_to_keep,
         )
         return self._wait(name, request)
-
-    @property
-    def language_model(self) -> torch.nn.Module:
-        """The transformers model under the adapters (the base model itself while no trial is in the pack)."""
-        return self._model.base_model.model if self._model is not self.base_model else self.base_model
 
     def backward(self, name: str, loss: torch.Tensor) -> None:
         """This trial's loss into the next backward shared by the pack's trials that ran the last forward."""
@@ -333,18 +331,18 @@ class TrainingPack:
         with torch.set_grad_enabled(first.grad), autocast:
             with rows_to_adapters(self._model, segments), kept:
                 if keep:  # the lean forward: the trials apply the output layer themselves, in chunks
-                    with captured_output(self.language_model.get_decoder()) as decoded:
-                        logits = self.language_model(
+                    with captured_output(self.base_model.get_decoder()) as decoded:
+                        logits = self.base_model(
                             input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep
                         ).logits
                     hidden = decoded[-1].last_hidden_state
                 else:
-                    logits = self.language_model(
+                    logits = self.base_model(
                         input_ids=input_ids, attention_mask=attention_mask, use_cache=False
                     ).logits
             if keep:
                 check_plain_output_layer(
-                    self.language_model.config, self.language_model.get_output_embeddings(), hidden, logits
+                    self.base_model.config, self.base_model.get_output_embeddings(), hidden, logits
                 )
             if counting:
                 returned = hidden if keep else logits
@@ -393,10 +391,10 @@ class PackedTrialModel(torch.nn.Module):
     # What the lean ORPO forward asks of its model (_trl.py), answered from the pack's model. Methods, not
     # attributes: the shared layers must not become this trial's parameters.
     def get_output_embeddings(self) -> torch.nn.Module:
-        return self._pack.language_model.get_output_embeddings()
+        return self._pack.base_model.get_output_embeddings()
 
     def get_base_model(self) -> torch.nn.Module:
-        return self._pack.language_model
+        return self._pack.base_model
 
 
 def _check_packable(config: TrainingConfig) -> None:
@@ -440,14 +438,15 @@ class _KeptForBackward(torch.autograd.graph.saved_tensors_hooks):
 
 def _memory_in_use_and_free(device: torch.device) -> tuple[int, int]:
     """CUDA: the allocator's bytes in use and the bytes it can still get (the device's free memory and its own
-    cached blocks). CPU: the process's resident bytes and the machine's available memory."""
+    cached blocks). CPU: 0 (the step is measured by what it keeps, not by the process's size) and the machine's
+    available memory."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         return torch.cuda.memory_allocated(device), free + cached
     import psutil
 
-    return psutil.Process().memory_info().rss, psutil.virtual_memory().available
+    return 0, psutil.virtual_memory().available
 
 
 def _forward_groups(batch: dict[str, _Request]) -> dict[tuple, dict[str, _Request]]:
