@@ -172,7 +172,7 @@ def _attributes(connection, table, keys: Sequence[str] | None, in_study) -> dict
 def full_trial(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial:
     """The trial as Optuna reads it, with its intermediate values and every attribute (for the few trials that
     need what `read_trials` leaves out)."""
-    return study._storage.get_trial(trial._trial_id)
+    return study._storage.get_trial(trial_id(trial))
 
 
 def _local(stored_utc: datetime.datetime | None) -> datetime.datetime | None:
