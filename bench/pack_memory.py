@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import psutil  # noqa: E402
-from packing import draw_configs, run_packed  # noqa: E402
+from packing import draw_configs, fmt, run_packed  # noqa: E402
 
 import sweeper.training._pack as pack_module  # noqa: E402
 
@@ -39,10 +38,6 @@ class _Unmeasured(contextlib.nullcontext):
 
     def __init__(self, model):
         super().__init__()
-
-
-def spread(values: list[float], digits: int = 3) -> str:
-    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
 
 
 def main() -> None:
@@ -76,13 +71,13 @@ def main() -> None:
     pack_module._KeptForBackward = measure
 
     ratios = [a / b for a, b in zip(makespans["measured"], makespans["unmeasured"])]
-    print(f"\nmakespan measured   {spread(makespans['measured'], 1)} s")
-    print(f"makespan unmeasured {spread(makespans['unmeasured'], 1)} s")
-    print(f"measured / unmeasured, per round: {spread(ratios)}")
+    print(f"\nmakespan measured   {fmt(makespans['measured'], 1)} s")
+    print(f"makespan unmeasured {fmt(makespans['unmeasured'], 1)} s")
+    print(f"measured / unmeasured, per round: {fmt(ratios, 3)}")
     print("\nshared training step memory per trial, MiB (median [min, max] over steps):")
     for trials in sorted({trials for trials, _ in step_memory}):
         per_trial = [took / trials / 2**20 for held, took in step_memory if held == trials]
-        print(f"  steps of {trials} trial(s): {spread(per_trial, 1)} over {len(per_trial)} steps")
+        print(f"  steps of {trials} trial(s): {fmt(per_trial, 1)} over {len(per_trial)} steps")
     largest = max(took / trials for trials, took in step_memory)
     free = psutil.virtual_memory().available
     print(f"free memory {free / 2**30:.1f} GiB fits {int(free * (1 - pack_module.MEMORY_SPARE) // largest)} trials "

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 import platform
 import queue
 import statistics
@@ -37,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
