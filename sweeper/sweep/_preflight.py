@@ -11,7 +11,7 @@ import logging
 from ..config import ConfigError, TrainingConfig, build_training_config
 from ..storage import Storage
 from ..study import StudySpec
-from ..training import PreparedPairs, prepare_pairs
+from ..training import PreparedPairs, TrialReuse, pairs_key, prepare_pairs
 from ._identity import StudyInputs, study_inputs
 from ._worker import HeartbeatSettings
 
@@ -28,11 +28,14 @@ def representative_config(spec: StudySpec) -> TrainingConfig:
     return build_training_config(spec.base_mapping, overrides, source=f"{spec.base_config}")
 
 
-def open_checked(spec: StudySpec, heartbeat: HeartbeatSettings) -> tuple[Storage, StudyInputs]:
+def open_checked(
+    spec: StudySpec, heartbeat: HeartbeatSettings, reuse: TrialReuse | None = None
+) -> tuple[Storage, StudyInputs]:
     """The study's data checked, then the command's storage opened (a storage that does not answer fails there, with
     the fix named), then the data line shown. In that order a refused sweep leaves nothing behind (no empty
-    database, no table added to an existing one) and says one thing: its error."""
-    representative, pairs = _checked_data(spec)
+    database, no table added to an existing one) and says one thing: its error. The pairs checked go into `reuse`
+    (the worker's of this process), so that its first trial of the same data does not prepare them again."""
+    representative, pairs = _checked_data(spec, reuse)
     storage = Storage.open(spec.storage, heartbeat.interval_s, heartbeat.grace_s)
     _show_data(representative, pairs)
     return storage, study_inputs(spec, pairs.data_fingerprint)
@@ -46,10 +49,13 @@ def check_study_inputs(spec: StudySpec) -> StudyInputs:
     return study_inputs(spec, pairs.data_fingerprint)
 
 
-def _checked_data(spec: StudySpec) -> tuple[TrainingConfig, PreparedPairs]:
+def _checked_data(spec: StudySpec, reuse: TrialReuse | None = None) -> tuple[TrainingConfig, PreparedPairs]:
     try:
         representative = representative_config(spec)
-        return representative, prepare_pairs(representative)
+        if reuse is None:
+            return representative, prepare_pairs(representative)
+        # under the key a trial looks them up by: reused only by trials whose data, model and max_length match
+        return representative, reuse.pairs(pairs_key(representative), lambda: prepare_pairs(representative))
     except ConfigError as error:
         raise ConfigError(f"base_config {spec.base_config}: {error}") from None
 

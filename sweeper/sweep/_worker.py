@@ -101,14 +101,18 @@ def run_worker(
     inputs: StudyInputs | None = None,
     allow_changed_inputs: bool = False,
     storage: Storage | None = None,
+    reuse: TrialReuse | None = None,
 ) -> optuna.Study:
     """Run trials until the target or timeout. Ctrl-C propagates as KeyboardInterrupt after the running trial
     is recorded as FAIL with reason `interrupted`; after SIGTERM a copy of that trial is queued as well. `inputs`
     (from `open_checked` or `check_study_inputs`) are checked against what the study was built on, and each trial
     records their version. With `spec.pack` above 1 the worker trains that many trials at once on one base model
-    (`_run_packed`). `storage`: the command's (see `Storage`); without it the worker opens the study's own."""
+    (`_run_packed`). `storage`: the command's (see `Storage`); without it the worker opens the study's own. `reuse`:
+    what the trials reuse (see `TrialReuse`), e.g. the one `open_checked` put the checked pairs in; a new one without."""
     with storage_for(spec, heartbeat, storage) as opened:
-        return _run_worker(spec, opened, heartbeat, show_progress, device_count, inputs, allow_changed_inputs)
+        return _run_worker(
+            spec, opened, heartbeat, show_progress, device_count, inputs, allow_changed_inputs, reuse or TrialReuse()
+        )
 
 
 def _run_worker(
@@ -119,6 +123,7 @@ def _run_worker(
     device_count: int,
     inputs: StudyInputs | None,
     allow_changed_inputs: bool,
+    reuse: TrialReuse,
 ) -> optuna.Study:
     study = open_study(spec, storage.optuna, inputs, allow_changed_inputs)
     for warning in beta_scaled_warnings(spec):
@@ -130,12 +135,12 @@ def _run_worker(
     gc.freeze()
     try:
         if spec.pack > 1:
-            _run_packed(spec, study, storage, progress, heartbeat, device_count, inputs)
+            _run_packed(spec, study, storage, progress, heartbeat, device_count, inputs, reuse)
         else:
             slot = TrialSlotLock(storage.url, spec.study_name, engine=storage.engine)
             # the new trial exists (and counts toward the target) once the objective runs: other workers may check now
             objective = TrialObjective(
-                spec, storage.curves, device_count, on_trial_created=slot.release, reuse=TrialReuse(),
+                spec, storage.curves, device_count, on_trial_created=slot.release, reuse=reuse,
                 inputs_digest=inputs.digest if inputs else None,
             )
             try:
@@ -220,6 +225,7 @@ def _run_packed(
     heartbeat: HeartbeatSettings,
     device_count: int,
     inputs: StudyInputs | None,
+    reuse: TrialReuse,
 ) -> None:
     """`spec.pack` slots, each a thread running trials one after another as a sequential worker does, all of them
     training on one TrainingPack: when a slot's trial ends, the slot asks the sampler for the next (asynchronous, as
@@ -228,7 +234,7 @@ def _run_packed(
     spec.check_packable()
     base = build_training_config(spec.base_mapping, spec.fixed, source=f"{spec.study_name} base config")
     pack = TrainingPack(load_base_model(base), size=spec.pack)
-    reuse = TrialReuse()  # used under the pack's turn only: one slot at a time
+    # `reuse` is used under the pack's turn only: one slot at a time
     stopping = threading.Event()
     shown = _Serialized(progress) if progress else None  # one progress line, written by one slot at a time
     objectives: list[TrialObjective] = []

@@ -5,7 +5,7 @@ that imports TRL and PEFT; `_models.py` loads the model, `_pairs.py` the data, `
 from ._models import is_out_of_memory, load_base_model, release_memory
 from ._orpo import run_orpo
 from ._pack import PackOutOfMemory, TrainingPack
-from ._pairs import PreparedPairs, prepare_pairs, trainable_pairs
+from ._pairs import PreparedPairs, pairs_key, prepare_pairs, trainable_pairs
 from ._reuse import ReuseCounts, TrialReuse, weights_fingerprint
 from ._trl import NonFiniteLossError, parse_with_trl_and_peft
 
@@ -17,6 +17,7 @@ __all__ = [
     "TrialReuse",
     "is_out_of_memory",
     "load_base_model",
+    "pairs_key",
     "parse_with_trl_and_peft",
     "PreparedPairs",
     "prepare_pairs",
