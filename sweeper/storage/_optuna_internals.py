@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 import optuna
@@ -50,6 +50,7 @@ __all__ = [
     "pareto_front",
     "rdb_storage",
     "read_trials",
+    "read_trials_as_optuna",
     "storage_url",
     "trial_id",
 ]
@@ -155,6 +156,101 @@ def read_trials(
             trial_id=trial_id_,
         ))
     return trials
+
+
+ID_CHUNK = 500  # trial ids per IN (...) of the detail reads, as SQLAlchemy's selectinload batches them
+
+
+def read_trials_as_optuna(
+    engine: sqlalchemy.Engine,
+    study_id: int,
+    states: Container[TrialState] | None,
+    included_trial_ids: set[int],
+    trial_id_greater_than: int,
+) -> list[FrozenTrial]:
+    """RDBStorage._get_trials, the read behind every `get_all_trials` and Optuna's trial cache, with the same trials
+    and every field of each, read by columns instead of through the ORM: at 10,000 trials of a real trial's size
+    Optuna's own builds about a million ORM objects, most of a joining worker's first suggestion (tests compare the
+    two field by field). The trials' rows are read first, then their details: a trial finishing in between shows
+    its old state with its new values, as in Optuna's own read, and is read again by the cache since it is not
+    finished in what it got."""
+    included = {trial_id_ for trial_id_ in included_trial_ids if trial_id_ <= trial_id_greater_than}
+    trial_table = models.TrialModel.__table__
+    query = sqlalchemy.select(
+        trial_table.c.trial_id, trial_table.c.number, trial_table.c.state, trial_table.c.datetime_start,
+        trial_table.c.datetime_complete,
+    ).where(trial_table.c.study_id == study_id)
+    if states is not None:
+        query = query.where(trial_table.c.state.in_(list(states)))
+    with engine.connect() as connection:
+        if connection.execute(sqlalchemy.select(models.StudyModel.__table__.c.study_id).where(
+                models.StudyModel.__table__.c.study_id == study_id)).first() is None:
+            raise KeyError(models.NOT_FOUND_MSG)  # as Optuna's: the study is gone
+        if included and trial_id_greater_than > -1:
+            query = query.where(sqlalchemy.or_(trial_table.c.trial_id.in_(sorted(included)),
+                                               trial_table.c.trial_id > trial_id_greater_than))
+        elif trial_id_greater_than > -1:
+            query = query.where(trial_table.c.trial_id > trial_id_greater_than)
+        rows = connection.execute(query.order_by(trial_table.c.trial_id)).all()
+        details = _trial_details(connection, [row[0] for row in rows])
+    decoded: dict[str, Any] = {}  # one decoding per distinct distribution, not one per trial
+
+    def distribution_of(text: str) -> Any:
+        if text not in decoded:
+            decoded[text] = json_to_distribution(text)
+        return decoded[text]
+
+    trials = []
+    for trial_id_, number, state, started, completed in rows:
+        values = details["values"].get(trial_id_)
+        params = details["params"].get(trial_id_, {})
+        distributions = {name: distribution_of(text) for name, (_, text) in params.items()}
+        trials.append(FrozenTrial(
+            number=number,
+            state=state,
+            value=None,
+            values=[values[objective] for objective in range(len(values))] if values else None,
+            datetime_start=_local(started),
+            datetime_complete=_local(completed),
+            params={name: distributions[name].to_external_repr(value) for name, (value, _) in params.items()},
+            distributions=distributions,
+            user_attrs=details["user"].get(trial_id_, {}),
+            system_attrs=details["system"].get(trial_id_, {}),
+            intermediate_values=details["intermediate"].get(trial_id_, {}),
+            trial_id=trial_id_,
+        ))
+    return trials
+
+
+def _trial_details(connection, trial_ids: list[int]) -> dict[str, dict[int, dict]]:
+    """Values, parameters, attributes and intermediate values of these trials, decoded as Optuna decodes them, each
+    kind in row order (Optuna sorts the parameters so; its order of the rest follows the database's query plan)."""
+    tables = {
+        "values": (models.TrialValueModel.__table__, ("objective", "value", "value_type"), "trial_value_id"),
+        "params": (models.TrialParamModel.__table__, ("param_name", "param_value", "distribution_json"), "param_id"),
+        "user": (models.TrialUserAttributeModel.__table__, ("key", "value_json"), "trial_user_attribute_id"),
+        "system": (models.TrialSystemAttributeModel.__table__, ("key", "value_json"), "trial_system_attribute_id"),
+        "intermediate": (models.TrialIntermediateValueModel.__table__,
+                         ("step", "intermediate_value", "intermediate_value_type"), "trial_intermediate_value_id"),
+    }
+    found: dict[str, dict[int, dict]] = {kind: defaultdict(dict) for kind in tables}
+    for start in range(0, len(trial_ids), ID_CHUNK):
+        chunk = trial_ids[start:start + ID_CHUNK]
+        for kind, (table, columns, row_id) in tables.items():
+            query = (sqlalchemy.select(table.c.trial_id, *(table.c[name] for name in columns))
+                     .where(table.c.trial_id.in_(chunk)).order_by(table.c[row_id]))
+            into = found[kind]
+            for trial_id_, first, second, *rest in connection.execute(query):
+                if kind == "values":
+                    into[trial_id_][first] = models.TrialValueModel.stored_repr_to_value(second, rest[0])
+                elif kind == "params":
+                    into[trial_id_][first] = (second, rest[0])
+                elif kind == "intermediate":
+                    into[trial_id_][first] = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(
+                        second, rest[0])
+                else:
+                    into[trial_id_][first] = json.loads(second)
+    return found
 
 
 def _attributes(connection, table, keys: Sequence[str] | None, in_study) -> dict[int, dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import optuna
 import sqlalchemy
 
-from ._optuna_internals import PRIVATE_CREATE_METHOD, PRIVATE_STORAGE_METHODS
+from ._optuna_internals import PRIVATE_CREATE_METHOD, PRIVATE_STORAGE_METHODS, read_trials_as_optuna
 from ._stop_points import raise_pending_stop, stop_pending, storage_call
 from ._url import driver_message, redact_url
 
@@ -165,7 +165,8 @@ _RETRIED_METHODS = (
     "get_all_studies", "set_trial_param", "get_trial_id_from_study_id_trial_number",
     "get_trial_number_from_id", "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
     "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials", "get_best_trial", "get_trial_params",
-    "get_trial_user_attrs", "get_trial_system_attrs", *PRIVATE_STORAGE_METHODS,
+    "get_trial_user_attrs", "get_trial_system_attrs",
+    *(name for name in PRIVATE_STORAGE_METHODS if name != "_get_trials"),  # read by columns: below, retried too
 )
 # Creating a trial is retried only when nothing was sent (`nothing_was_sent`): its commit may land just before the
 # connection drops, and a blind retry would leave a second RUNNING trial that no worker runs.
@@ -199,6 +200,12 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
                 "storage %s: heartbeat of trial id %d not recorded (%s); the next beat tries again",
                 redact_url(self.url), trial_id, describe_storage_error(error, self.url),
             )
+
+    def _get_trials(self, study_id: int, states, included_trial_ids: set[int], trial_id_greater_than: int):
+        """Optuna's read of a study's trials (every `get_all_trials`, the trial cache's reads), by columns: see
+        `read_trials_as_optuna`."""
+        return self._retried("_get_trials", lambda: read_trials_as_optuna(
+            self.engine, study_id, states, included_trial_ids, trial_id_greater_than))
 
     def _retried(self, name: str, call: Callable[[], T], retry_if: Callable[[BaseException], bool] = is_transient) -> T:
         if getattr(_outermost, "active", False):

@@ -168,6 +168,86 @@ def test_read_trials_reads_what_get_trials_does_for_the_attributes_named(storage
     assert internals.full_trial(study, every[2]) == stored[2]
 
 
+def _every_field(trial: optuna.trial.FrozenTrial) -> str:
+    """Every attribute of a FrozenTrial, NaN equal to NaN (an intermediate value may be one). Parameters in their
+    order (Optuna sorts them by row); the attributes' and intermediate values' order is unspecified in Optuna's read
+    (it follows the database's query plan: by key for one trial, by row for another), so sorted."""
+    fields = dict(vars(trial))
+    for name in ("_user_attrs", "_system_attrs", "intermediate_values"):
+        fields[name] = sorted(fields[name].items())
+    return repr(fields)
+
+
+def test_the_column_read_gives_what_optunas_own_read_gives(storage_url, unique_name):
+    """sweeper's storage answers Optuna's private `_get_trials` (behind every `get_all_trials` and the trial cache of
+    every sampler and pruner) by columns: every field of every trial, in Optuna's order, for each way the cache asks
+    (all trials, some states, the unfinished ones and those after the last finished)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    storage = open_storage(storage_url, heartbeat_interval_s=None)
+    assert isinstance(storage, _retry.RetryingRDBStorage)
+    study = optuna.create_study(study_name=unique_name, storage=storage, directions=["minimize", "maximize"])
+    for index in range(7):
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-5, 1e-1, log=True)
+        trial.suggest_int("batch", 2, 16, step=2)
+        trial.suggest_categorical("optimizer", ["adamw", "sgd", None])
+        trial.set_user_attr("curve", {"loss": [1.0, 0.5], "steps": [1, 2]})
+        trial.set_user_attr("reason", f"reason {index}")
+        trial.set_user_attr("a_late_key", index)  # inserted after others: Optuna's order is by row, not by key
+        trial.storage.set_trial_system_attr(trial._trial_id, "retry_history", [index])
+        for step, value in enumerate([0.9, float("nan"), float("inf"), -float("inf"), 0.1 * index][: index + 1]):
+            storage.set_trial_intermediate_value(trial._trial_id, step, value)  # Trial.report refuses 2 objectives
+        if index == 0:
+            study.tell(trial, [float("inf"), float("-inf")])
+        elif index == 1:
+            study.tell(trial, state=TrialState.FAIL)
+        elif index == 2:
+            study.tell(trial, state=TrialState.PRUNED)
+        elif index < 6:
+            study.tell(trial, [0.5 * index, 1.0 / index])
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params={"lr": 1e-3}, distributions={"lr": FloatDistribution(1e-5, 1e-1, log=True)},
+        system_attrs={internals.RETRIED_FROM: 1},
+    ))
+    study.add_trial(optuna.trial.create_trial(
+        params={"optimizer": None}, values=[1.0, 2.0],
+        distributions={"optimizer": CategoricalDistribution(["adamw", "sgd", None])},
+    ))
+    study_id = study._study_id
+    ids = [internals.trial_id(t) for t in study.get_trials(deepcopy=False)]
+    asks = [
+        (None, set(), -1),
+        ((TrialState.COMPLETE,), set(), -1),
+        ((TrialState.COMPLETE, TrialState.PRUNED), set(), -1),
+        (None, {ids[6], ids[7]}, ids[5]),  # the cache: unfinished ones, and every one after the last finished
+        (None, {ids[6], ids[7], ids[8]}, ids[6]),  # an included id above the bound counts once, as Optuna's
+        (None, set(), ids[3]),
+        ((TrialState.RUNNING,), {ids[6]}, ids[2]),
+    ]
+    for states, included, greater_than in asks:
+        theirs = optuna.storages.RDBStorage._get_trials(storage, study_id, states, set(included), greater_than)
+        mine = storage._get_trials(study_id, states, set(included), greater_than)
+        assert [_every_field(t) for t in mine] == [_every_field(t) for t in theirs], (states, included, greater_than)
+    from optuna.storages._rdb import models
+
+    built: list = []  # the point of the column read: no ORM object per trial, attribute and value
+
+    def on_load(trial, context):
+        built.append(trial)
+
+    sqlalchemy.event.listen(models.TrialModel, "load", on_load)
+    try:
+        assert len(storage.get_all_trials(study_id)) == 9
+        assert built == []
+        optuna.storages.RDBStorage._get_trials(storage, study_id, None, set(), -1)
+        assert len(built) == 9  # the probe sees Optuna's own read
+    finally:
+        sqlalchemy.event.remove(models.TrialModel, "load", on_load)
+    with pytest.raises(KeyError):
+        storage._get_trials(study_id + 1000, None, set(), -1)
+
+
 def test_the_internals_the_vendored_multi_metric_pruner_uses_exist():
     # sweeper/_vendor/multi_metric_pruner is kept as published; it reaches these
     from optuna._warnings import optuna_warn
