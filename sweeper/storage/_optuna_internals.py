@@ -186,12 +186,20 @@ def read_trials_as_optuna(
         if connection.execute(sqlalchemy.select(models.StudyModel.__table__.c.study_id).where(
                 models.StudyModel.__table__.c.study_id == study_id)).first() is None:
             raise KeyError(models.NOT_FOUND_MSG)  # as Optuna's: the study is gone
+        query = query.order_by(trial_table.c.trial_id)
         if included and trial_id_greater_than > -1:
-            query = query.where(sqlalchemy.or_(trial_table.c.trial_id.in_(sorted(included)),
-                                               trial_table.c.trial_id > trial_id_greater_than))
+            try:
+                rows = connection.execute(query.where(sqlalchemy.or_(
+                    trial_table.c.trial_id.in_(sorted(included)), trial_table.c.trial_id > trial_id_greater_than,
+                ))).all()
+            except sqlalchemy.exc.OperationalError:  # more ids than the database takes variables: as Optuna does
+                connection.rollback()
+                rows = [row for row in connection.execute(query).all()
+                        if row[0] in included or row[0] > trial_id_greater_than]
         elif trial_id_greater_than > -1:
-            query = query.where(trial_table.c.trial_id > trial_id_greater_than)
-        rows = connection.execute(query.order_by(trial_table.c.trial_id)).all()
+            rows = connection.execute(query.where(trial_table.c.trial_id > trial_id_greater_than)).all()
+        else:
+            rows = connection.execute(query).all()
         details = _trial_details(connection, [row[0] for row in rows])
     decoded: dict[str, Any] = {}  # one decoding per distinct distribution, not one per trial
 

@@ -248,6 +248,33 @@ def test_the_column_read_gives_what_optunas_own_read_gives(storage_url, unique_n
         storage._get_trials(study_id + 1000, None, set(), -1)
 
 
+def test_the_column_read_of_more_unfinished_trials_than_the_database_takes_variables(tmp_path, monkeypatch):
+    """Optuna reads every trial and filters them itself when the unfinished ids overflow the statement; so does the
+    column read (here SQLite takes 4 variables a statement, and the details are read 3 trials at a time)."""
+    import sqlite3
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'v.db'}", heartbeat_interval_s=None)
+    study = optuna.create_study(storage=storage)
+    trials = [study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}) for _ in range(8)]
+    for trial in trials[5:]:
+        study.tell(trial, 0.5)
+    ids = [trial._trial_id for trial in trials]
+    unfinished, last_finished = set(ids[:5]), ids[5]  # ids at or below the bound: each a variable of its own
+    expected = [_every_field(t) for t in storage._get_trials(study._study_id, None, unfinished, last_finished)]
+
+    def few_variables(connection, record):
+        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 4)
+
+    sqlalchemy.event.listen(storage.engine, "connect", few_variables)
+    storage.engine.dispose()  # new connections, each with the limit
+    monkeypatch.setattr(internals, "ID_CHUNK", 3)
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="too many SQL variables"):
+        with storage.engine.connect() as connection:  # the limit holds
+            connection.exec_driver_sql("SELECT ?, ?, ?, ?, ?", (1, 2, 3, 4, 5))
+    read = storage._get_trials(study._study_id, None, unfinished, last_finished)
+    assert [_every_field(t) for t in read] == expected and len(read) == 7
+
+
 def test_the_internals_the_vendored_multi_metric_pruner_uses_exist():
     # sweeper/_vendor/multi_metric_pruner is kept as published; it reaches these
     from optuna._warnings import optuna_warn
