@@ -6,7 +6,8 @@ know which RUNNING trials have sent a heartbeat, to compute a hypervolume, to fi
 `study.best_trials`' deep copy of every trial, or to read a study's trials without decoding every attribute of
 every trial (`sweeper status` shows a few columns: at 10,000 trials Optuna's own read decodes about half a million
 attributes); and the cache in front of every study's storage calls RDBStorage's private methods, which a storage
-that retries must therefore also wrap.
+that retries must therefore also wrap, and whose read of every trial (`_get_trials`, ORM objects for every value and
+attribute) sweeper's storage answers by columns instead (`read_trials_as_optuna`).
 """
 
 from __future__ import annotations
