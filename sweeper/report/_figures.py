@@ -23,6 +23,7 @@ from ..analysis import (
     parameter_value,
     pareto_then_latest,
 )
+from ._tables import Table
 
 LABEL_COLORS = {UNDERFIT: "#1f77b4", BALANCED: "#2ca02c", OVERFIT: "#d62728", None: "#7f7f7f"}
 LABEL_FILLS = {UNDERFIT: "#dbe9f6", BALANCED: "#dff0df", OVERFIT: "#f8d7da", None: "#eeeeee"}
@@ -47,7 +48,7 @@ def _interval(low, high) -> str:
 LARGE_STUDY = 500
 MAX_PARALLEL_LINES = 1000
 MAX_GAP_DOTS = 2000
-MAX_TABLE_ROWS = 150  # a plotly table draws every cell as SVG: 500 rows of the fit table took 22 s to open
+MAX_TABLE_ROWS = 150  # the fit table's rows: a page one reads; every trial is in `sweeper analyze --json`
 
 
 def _hovers(analysis: StudyAnalysis, trials: Sequence[TrialRow]) -> list[str]:
@@ -356,39 +357,8 @@ def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
     return figure
 
 
-_PAGE_WIDTH_PX = 1200  # the report's max-width (see _html.py)
-_CHAR_PX = 7.2  # an average character of plotly's 12 px table font
-_LINE_PX = 17
-_CELL_PAD_PX = 10
-
-
-def _text_lines(text: str, width_px: float) -> int:
-    """Lines a cell's text wraps to in a column `width_px` wide (plotly wraps at spaces and <br>)."""
-    per_line = max(1, int((width_px - _CELL_PAD_PX) / _CHAR_PX))
-    return sum(max(1, -(-len(part) // per_line)) for part in str(text).split("<br>"))
-
-
-def _table(header: Sequence[str], columns: Sequence[Sequence], title: str, fill=None, height=None) -> go.Figure:
-    """A plotly table tall enough to show every row without its inner scroll bar (which hid all but the first
-    rows): columns get widths by their text, rows the height their wrapped text needs."""
-    texts = [[str(header_text)] + [str(value) for value in column] for header_text, column in zip(header, columns)]
-    weights = [min(max(len(text) for text in column), 60) + 4 for column in texts]
-    widths = [_PAGE_WIDTH_PX * weight / sum(weights) for weight in weights]
-    rows = len(columns[0]) if columns else 0
-    row_lines = [max((_text_lines(texts[c][r + 1], widths[c]) for c in range(len(texts))), default=1)
-                 for r in range(rows)]
-    header_lines = max((_text_lines(texts[c][0], widths[c]) for c in range(len(texts))), default=1)
-    cells = dict(values=list(columns), align="left", height=_LINE_PX + _CELL_PAD_PX)
-    if fill is not None:
-        cells["fill_color"] = fill
-    figure = go.Figure(go.Table(
-        columnwidth=weights,
-        header=dict(values=list(header), align="left", fill_color="#dde4ee", height=_LINE_PX + _CELL_PAD_PX),
-        cells=cells,
-    ))
-    content = (header_lines + sum(row_lines)) * _LINE_PX + (rows + 1) * _CELL_PAD_PX
-    figure.update_layout(title=title, height=max(height or 0, 120 + content), margin=dict(t=60, b=10))
-    return figure
+def _table(header: Sequence[str], columns: Sequence[Sequence], title: str, fill=None) -> Table:
+    return Table(header, columns, title, fill)
 
 
 def _sides(claim) -> str:
@@ -397,7 +367,7 @@ def _sides(claim) -> str:
                        f"{side.reason.split(';')[0]}" for side in claim.sides) or "-"
 
 
-def claims_table(analysis: StudyAnalysis) -> go.Figure:
+def claims_table(analysis: StudyAnalysis) -> Table:
     claims = analysis.claims
     return _table(
         ["hyperparameter", "notes: high value", "notes: low value", "prediction", "rho with gap [95% CI]",
@@ -422,7 +392,7 @@ def claims_table(analysis: StudyAnalysis) -> go.Figure:
     )
 
 
-def correlations_table(analysis: StudyAnalysis) -> go.Figure:
+def correlations_table(analysis: StudyAnalysis) -> Table:
     rows = [c for c in analysis.correlations if c.rho is not None]
     return _table(
         ["parameter", "target", "Spearman rho", "95% bootstrap CI", "effect", "top - bottom third", "seed SD",
@@ -437,7 +407,7 @@ def correlations_table(analysis: StudyAnalysis) -> go.Figure:
     )
 
 
-def fit_table(analysis: StudyAnalysis) -> go.Figure:
+def fit_table(analysis: StudyAnalysis) -> Table:
     rows = [t for t in analysis.completed if t.fit]
     shown = "every completed trial"
     if len(rows) > MAX_TABLE_ROWS:
@@ -461,7 +431,7 @@ def fit_table(analysis: StudyAnalysis) -> go.Figure:
     )
 
 
-def advice_table(analysis: StudyAnalysis) -> go.Figure:
+def advice_table(analysis: StudyAnalysis) -> Table:
     items = analysis.advice
     if not items:
         return _table(["advice"], [["no trial labelled overfit or underfit, or too few trials for a surrogate (8)"]],
@@ -487,7 +457,7 @@ def advice_table(analysis: StudyAnalysis) -> go.Figure:
     )
 
 
-def seed_spread_table(analysis: StudyAnalysis) -> go.Figure:
+def seed_spread_table(analysis: StudyAnalysis) -> Table:
     spread = analysis.seed_spread
     metrics = list(spread.pooled_sd)
     if not spread.groups:
@@ -501,7 +471,7 @@ def seed_spread_table(analysis: StudyAnalysis) -> go.Figure:
     return _table(header, columns, f"Noise floor: the same configuration with other seeds ({spread.replicates_study})")
 
 
-def failures_table(analysis: StudyAnalysis) -> go.Figure:
+def failures_table(analysis: StudyAnalysis) -> Table:
     rows = [t for t in analysis.trials if t.state in ("FAIL", "PRUNED")]
     if not rows:
         return _table(["failed and pruned trials"], [["none"]], "Failed and pruned trials")

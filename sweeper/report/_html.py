@@ -1,4 +1,5 @@
-"""The report: one self-contained HTML file of plotly figures (plotly.js inline, so it opens offline)."""
+"""The report: one self-contained HTML file of plotly figures (plotly.js inline, so it opens offline) and HTML
+tables."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 
 from ..analysis import StudyAnalysis, what_we_learned
 from . import _figures
+from ._tables import STYLE as TABLE_STYLE, Table
 
-# (figure builder, section title, how to read it)
+# (figure or table builder, section title, how to read it)
 SECTIONS = (
     (_figures.pareto_front, "Pareto front",
      "Each dot is a completed trial in objective space; ringed dots joined by the dotted line are the Pareto front "
@@ -109,15 +111,21 @@ def _facts(analysis: StudyAnalysis) -> str:
 def render_report(analysis: StudyAnalysis) -> str:
     """The whole report as one HTML string. plotly.js is inlined once, with the first figure."""
     parts = []
+    plotly_included = False
     for index, (build, title, how) in enumerate(SECTIONS):
-        figure = build(analysis)
-        div = figure.to_html(full_html=False, include_plotlyjs=index == 0, div_id=f"figure-{index}",
-                             config={"displaylogo": False, "responsive": True})
+        shown = build(analysis)
+        if isinstance(shown, Table):
+            div = shown.to_html(f"figure-{index}")
+        else:
+            div = shown.to_html(full_html=False, include_plotlyjs=not plotly_included, div_id=f"figure-{index}",
+                                config={"displaylogo": False, "responsive": True})
+            plotly_included = True
         parts.append(f'<section><h2>{html.escape(title)}</h2><p class="how">{html.escape(how)}</p>{div}</section>')
     name = html.escape(analysis.study_name)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sweeper report: {name}</title>'
-        f"<style>{_STYLE}</style></head><body><h1>Study {name}</h1>{_facts(analysis)}{''.join(parts)}</body></html>\n"
+        f"<style>{_STYLE}{TABLE_STYLE}</style></head><body><h1>Study {name}</h1>{_facts(analysis)}{''.join(parts)}"
+        "</body></html>\n"
     )
 
 

@@ -19,7 +19,8 @@ from sweeper.report import SECTIONS, render_report, write_report
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # Runs in the page before plotly: records console errors and uncaught exceptions, then, once everything has
-# loaded, which plot divs hold a drawn figure. Results land on <html> attributes, which --dump-dom prints.
+# loaded, which plot divs hold a drawn figure (and which table divs a table). Results land on <html> attributes,
+# which --dump-dom prints.
 PROBE = """<script>
 (function () {
   var errors = [];
@@ -36,16 +37,14 @@ PROBE = """<script>
   window.addEventListener('unhandledrejection', function (event) { record('unhandled rejection: ' + event.reason); });
   window.addEventListener('load', function () {
     setTimeout(function () {
-      var plots = Array.prototype.slice.call(document.querySelectorAll('.js-plotly-plot'));
+      // the figures (plotly) and the tables (HTML), in the page's order
+      var plots = Array.prototype.slice.call(document.querySelectorAll('.js-plotly-plot, div.table'));
       var drawn = plots.filter(function (div) {
+        if (div.classList.contains('table')) {
+          return div.querySelector('table.data thead th') !== null;
+        }
         return div.querySelector('.main-svg') !== null && div._fullData && div._fullData.length > 0;
       });
-      // pixels of table rows hidden behind a table's own scroll bar (plotly's scrollbar state), per table
-      var hidden = Array.prototype.map.call(document.querySelectorAll('.scrollbar-kit'), function (kit) {
-        var state = kit.__data__ && kit.__data__.scrollbarState;
-        return state ? Math.round(state.wiggleRoom) : -1;
-      });
-      document.documentElement.setAttribute('data-hidden', hidden.join(','));
       document.documentElement.setAttribute('data-plots', String(plots.length));
       document.documentElement.setAttribute('data-drawn', drawn.map(function (div) { return div.id; }).join(','));
       document.documentElement.setAttribute('data-errors', JSON.stringify(errors));
@@ -88,14 +87,13 @@ def test_every_figure_renders_in_headless_chromium_without_console_errors(report
     run = _run_chromium("--dump-dom", f"--screenshot={screenshot}", probed.as_uri())
     assert run.returncode == 0, run.stderr[-2000:]
     root = re.search(r"<html[^>]*>", run.stdout).group(0)
-    attributes = dict(re.findall(r'data-(plots|drawn|errors|hidden)="([^"]*)"', root))
+    attributes = dict(re.findall(r'data-(plots|drawn|errors)="([^"]*)"', root))
     assert attributes, f"the page never finished loading:\n{run.stderr[-2000:]}"
     errors = json.loads(attributes["errors"].replace("&quot;", '"'))
     uncaught = [line for line in run.stderr.splitlines() if "CONSOLE" in line and "Uncaught" in line]
     assert errors == [] and uncaught == [], (errors, uncaught)
     assert int(attributes["plots"]) == len(SECTIONS)
     assert attributes["drawn"].split(",") == [f"figure-{i}" for i in range(len(SECTIONS))]
-    assert set(attributes["hidden"].split(",")) == {"0"}, attributes["hidden"]  # every table row in sight
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert screenshot.stat().st_size > 100_000  # a blank page of this size compresses to a few kB
     print(f"screenshot: {screenshot}")
@@ -106,25 +104,25 @@ def _probed(page: str, tmp_path) -> dict[str, str]:
     probed.write_text(page.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
     run = _run_chromium("--dump-dom", probed.as_uri())
     assert run.returncode == 0, run.stderr[-2000:]
-    return dict(re.findall(r'data-(plots|drawn|errors|hidden)="([^"]*)"', re.search(r"<html[^>]*>", run.stdout).group(0)))
+    return dict(re.findall(r'data-(plots|drawn|errors)="([^"]*)"', re.search(r"<html[^>]*>", run.stdout).group(0)))
 
 
-def test_a_table_of_200_long_rows_shows_every_row(tmp_path):
+def test_a_table_is_html_with_every_row_its_colors_and_only_its_markup():
     from sweeper.report._figures import _table
 
-    reasons = [f"validation loss rose {i / 100:.3f} after its minimum at step {i}, " * (1 + i % 3) for i in range(200)]
-    figure = _table(["trial", "gap", "fit", "rule"], [list(range(200)), [0.1] * 200, ["overfit"] * 200, reasons],
-                    "200 trials")
-    page = "<html><head><meta charset='utf-8'></head><body style='max-width:1200px'>" + figure.to_html(
-        full_html=False, include_plotlyjs=True) + "</body></html>"
-    attributes = _probed(page, tmp_path)
-    assert attributes["hidden"] == "0", attributes
+    reasons = [f"rose {i / 100:.3f} <after> & {'more ' * (i % 3)}<br><b>step {i}</b>" for i in range(200)]
+    table = _table(["trial", "fit", "rule"], [list(range(200)), ["overfit"] * 200, reasons], "200 <trials>",
+                   fill=[["white"] * 200, ["#f8d7da"] * 200, ["white"] * 200])
+    page = table.to_html("figure-9")
+    assert page.startswith('<div id="figure-9" class="table"><p class="title">200 &lt;trials&gt;</p>')
+    assert page.count("<tr>") == 201 and page.count('<td style="background:#f8d7da">overfit</td>') == 200
+    assert "rose 0.070 &lt;after&gt; &amp; more <br><b>step 7</b>" in page  # text escaped, its <br> and <b> kept
 
 
 def test_report_is_self_contained_and_shows_the_analysis(report_path):
     page = report_path.read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]+src=", page)  # plotly.js inline: opens offline
-    assert page.count("Plotly.newPlot(") == len(SECTIONS)
+    assert page.count("Plotly.newPlot(") + page.count('<table class="data">') == len(SECTIONS)
     for title in ("Pareto front", "Hypervolume history", "Claims", "Failed and pruned trials"):
         assert title in page
     assert FAILURE_REASON in page and PRUNED_REASON in page
@@ -142,7 +140,8 @@ def test_single_objective_study_renders(tmp_path):
     analysis = analyze_study("one", url)
     assert analysis.hypervolume is None and analysis.pareto_numbers == [4]
     page = render_report(analysis)
-    assert "Best value_0 so far" in page and page.count("Plotly.newPlot(") == len(SECTIONS)
+    assert "Best value_0 so far" in page
+    assert page.count("Plotly.newPlot(") + page.count('<table class="data">') == len(SECTIONS)
 
 
 @pytest.mark.integration  # the whole command, its analysis included, as test_analyze_command_prints_json
@@ -173,7 +172,7 @@ def test_a_study_whose_space_changed_renders_and_names_the_mixed_versions(tmp_pa
         ))
     analysis = analyze_study("changed", url)
     page = render_report(analysis)
-    assert page.count("Plotly.newPlot(") == len(SECTIONS)
+    assert page.count("Plotly.newPlot(") + page.count('<table class="data">') == len(SECTIONS)
     assert any("mixed study inputs" in note and "v1: trials 0, 1, 2" in note for note in analysis.notes)
     assert any("mixed data" in note and "fp-b: trials 3, 4, 5" in note for note in analysis.notes)
     # the report names its data: source, pairs per split and fingerprint of each version
