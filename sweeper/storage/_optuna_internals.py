@@ -13,9 +13,10 @@ attribute) sweeper's storage answers by columns instead (`read_trials_as_optuna`
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 from collections import defaultdict
-from collections.abc import Container, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import optuna
@@ -131,13 +132,7 @@ def read_trials(
             for kind, model, keys in (("user", models.TrialUserAttributeModel, None if every_user_attr else user_attrs),
                                       ("system", models.TrialSystemAttributeModel, system_attrs))
         }
-    distributions: dict[str, Any] = {}  # one decoding per distinct distribution, not one per trial
-
-    def distribution_of(text: str) -> Any:
-        if text not in distributions:
-            distributions[text] = json_to_distribution(text)
-        return distributions[text]
-
+    distribution_of = _distribution_decoder()
     trials = []
     for trial_id_, number, state, started, completed in rows:
         trial_params = {name: distribution_of(text) for name, (_, text) in params[trial_id_].items()}
@@ -202,13 +197,7 @@ def read_trials_as_optuna(
         else:
             rows = connection.execute(query).all()
         details = _trial_details(connection, [row[0] for row in rows])
-    decoded: dict[str, Any] = {}  # one decoding per distinct distribution, not one per trial
-
-    def distribution_of(text: str) -> Any:
-        if text not in decoded:
-            decoded[text] = json_to_distribution(text)
-        return decoded[text]
-
+    distribution_of = _distribution_decoder()
     trials = []
     for trial_id_, number, state, started, completed in rows:
         values = details["values"].get(trial_id_)
@@ -260,6 +249,11 @@ def _trial_details(connection, trial_ids: list[int]) -> dict[str, dict[int, dict
                 else:
                     into[trial_id_][first] = json.loads(second)
     return found
+
+
+def _distribution_decoder() -> Callable[[str], Any]:
+    """`json_to_distribution` for one read: each distinct distribution decoded once, not once per trial."""
+    return functools.lru_cache(maxsize=None)(json_to_distribution)
 
 
 def _attributes(connection, table, keys: Sequence[str] | None, in_study) -> dict[int, dict[str, Any]]:

@@ -116,6 +116,18 @@ def test_the_pareto_front_is_study_best_trials_without_the_copy(directions):
     assert len(expected) > 1 or len(directions) == 1
 
 
+def _end(study: optuna.Study, trial: optuna.Trial, index: int, running_from: int) -> None:
+    """The index-th trial of a two-objective study: infinite values, failed, pruned, complete, or left running."""
+    if index == 0:
+        study.tell(trial, [float("inf"), float("-inf")])
+    elif index == 1:
+        study.tell(trial, state=TrialState.FAIL)
+    elif index == 2:
+        study.tell(trial, state=TrialState.PRUNED)
+    elif index < running_from:
+        study.tell(trial, [0.5 * index, 1.0 / index])
+
+
 def test_read_trials_reads_what_get_trials_does_for_the_attributes_named(storage_url, unique_name):
     """A study's trials read column by column (sweeper status at 10,000 trials) are Optuna's own, field for field."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -130,14 +142,7 @@ def test_read_trials_reads_what_get_trials_does_for_the_attributes_named(storage
         trial.suggest_float("dropout", 0.0, 0.3)
         trial.set_user_attr("failure_reason", f"reason {index}")
         trial.set_user_attr("training_config", {"not": "read"})
-        if index == 0:
-            study.tell(trial, [float("inf"), float("-inf")])
-        elif index == 1:
-            study.tell(trial, state=TrialState.FAIL)
-        elif index == 2:
-            study.tell(trial, state=TrialState.PRUNED)
-        elif index < 5:
-            study.tell(trial, [0.5 * index, 1.0 / index])
+        _end(study, trial, index, running_from=5)
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params={"lr": 1e-3}, distributions={"lr": FloatDistribution(1e-5, 1e-1, log=True)},
         system_attrs={internals.RETRIED_FROM: 1},
@@ -198,14 +203,7 @@ def test_the_column_read_gives_what_optunas_own_read_gives(storage_url, unique_n
         trial.storage.set_trial_system_attr(trial._trial_id, "retry_history", [index])
         for step, value in enumerate([0.9, float("nan"), float("inf"), -float("inf"), 0.1 * index][: index + 1]):
             storage.set_trial_intermediate_value(trial._trial_id, step, value)  # Trial.report refuses 2 objectives
-        if index == 0:
-            study.tell(trial, [float("inf"), float("-inf")])
-        elif index == 1:
-            study.tell(trial, state=TrialState.FAIL)
-        elif index == 2:
-            study.tell(trial, state=TrialState.PRUNED)
-        elif index < 6:
-            study.tell(trial, [0.5 * index, 1.0 / index])
+        _end(study, trial, index, running_from=6)
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params={"lr": 1e-3}, distributions={"lr": FloatDistribution(1e-5, 1e-1, log=True)},
         system_attrs={internals.RETRIED_FROM: 1},
