@@ -1,4 +1,4 @@
-"""Report: renders a `StudyAnalysis` (never storage) as one self-contained HTML file of plotly figures, or as
+"""Report: renders a `StudyAnalysis` (never storage) as one self-contained HTML file of plotly figures and tables, or as
 terminal tables for `sweeper analyze`."""
 
 from ._console import print_analysis
