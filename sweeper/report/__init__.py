@@ -1,5 +1,5 @@
-"""Report: renders a `StudyAnalysis` (never storage) as one self-contained HTML file of plotly figures and tables, or as
-terminal tables for `sweeper analyze`."""
+"""Report: renders a `StudyAnalysis` (never storage) as one self-contained HTML file of plotly figures and tables,
+or as terminal tables for `sweeper analyze`."""
 
 from ._console import print_analysis
 from ._html import SECTIONS, render_report, write_report
