@@ -159,7 +159,8 @@ def _print_summary(spec, storage, study_file: str) -> None:
 def _freeze_imported() -> None:
     """Out of the collector's sight: the training stack's modules (~0.5M objects) live as long as the process. The
     worker's own `gc.collect(); gc.freeze()` before its first trial then walks only what came after them (0.25 s
-    saved of every sweep); what is frozen here is what importing left, about a hundred unreachable objects (92 measured)."""
+    saved of every sweep); what is frozen here is what importing left, about a hundred unreachable objects (92
+    measured)."""
     import gc
 
     gc.freeze()
