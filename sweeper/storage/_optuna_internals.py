@@ -223,31 +223,34 @@ def read_trials_as_optuna(
 def _trial_details(connection, trial_ids: list[int]) -> dict[str, dict[int, dict]]:
     """Values, parameters, attributes and intermediate values of these trials, decoded as Optuna decodes them, each
     kind in row order (Optuna sorts the parameters so; its order of the rest follows the database's query plan)."""
+    def attribute(key, value_json):
+        return key, json.loads(value_json)
+
+    # kind: (table, its columns after trial_id, its row id, (columns) -> (key, value) as the trial holds it)
     tables = {
-        "values": (models.TrialValueModel.__table__, ("objective", "value", "value_type"), "trial_value_id"),
-        "params": (models.TrialParamModel.__table__, ("param_name", "param_value", "distribution_json"), "param_id"),
-        "user": (models.TrialUserAttributeModel.__table__, ("key", "value_json"), "trial_user_attribute_id"),
-        "system": (models.TrialSystemAttributeModel.__table__, ("key", "value_json"), "trial_system_attribute_id"),
+        "values": (models.TrialValueModel.__table__, ("objective", "value", "value_type"), "trial_value_id",
+                   lambda objective, value, kind: (
+                       objective, models.TrialValueModel.stored_repr_to_value(value, kind))),
+        "params": (models.TrialParamModel.__table__, ("param_name", "param_value", "distribution_json"), "param_id",
+                   lambda name, value, distribution: (name, (value, distribution))),
+        "user": (models.TrialUserAttributeModel.__table__, ("key", "value_json"), "trial_user_attribute_id", attribute),
+        "system": (models.TrialSystemAttributeModel.__table__, ("key", "value_json"), "trial_system_attribute_id",
+                   attribute),
         "intermediate": (models.TrialIntermediateValueModel.__table__,
-                         ("step", "intermediate_value", "intermediate_value_type"), "trial_intermediate_value_id"),
+                         ("step", "intermediate_value", "intermediate_value_type"), "trial_intermediate_value_id",
+                         lambda step, value, kind: (
+                             step, models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind))),
     }
     found: dict[str, dict[int, dict]] = {kind: defaultdict(dict) for kind in tables}
     for start in range(0, len(trial_ids), ID_CHUNK):
         chunk = trial_ids[start:start + ID_CHUNK]
-        for kind, (table, columns, row_id) in tables.items():
+        for kind, (table, columns, row_id, decode) in tables.items():
             query = (sqlalchemy.select(table.c.trial_id, *(table.c[name] for name in columns))
                      .where(table.c.trial_id.in_(chunk)).order_by(table.c[row_id]))
             into = found[kind]
-            for trial_id_, first, second, *rest in connection.execute(query):
-                if kind == "values":
-                    into[trial_id_][first] = models.TrialValueModel.stored_repr_to_value(second, rest[0])
-                elif kind == "params":
-                    into[trial_id_][first] = (second, rest[0])
-                elif kind == "intermediate":
-                    into[trial_id_][first] = models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(
-                        second, rest[0])
-                else:
-                    into[trial_id_][first] = json.loads(second)
+            for trial_id_, *stored in connection.execute(query):
+                key, value = decode(*stored)
+                into[trial_id_][key] = value
     return found
 
 
