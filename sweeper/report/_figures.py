@@ -227,12 +227,12 @@ def learning_curves(analysis: StudyAnalysis) -> go.Figure:
 SHAPE_COLORS = {"increasing": "#d62728", "decreasing": "#1f77b4", OPTIMUM_INSIDE: "#9467bd"}
 
 
-def effect_shapes(analysis: StudyAnalysis) -> go.Figure:
+def effect_shapes(analysis: StudyAnalysis) -> go.Figure | Table:
     """Partial dependence of each target on each parameter with its 90% band; the panel names the shape."""
     parameters = list(dict.fromkeys(e.parameter for e in analysis.effects))
     targets = list(dict.fromkeys(e.target for e in analysis.effects))
     if not parameters:
-        return _table(["effect shapes"], [["fewer completed trials than a surrogate needs (8)"]], "Effect shapes")
+        return Table(["effect shapes"], [["fewer completed trials than a surrogate needs (8)"]], "Effect shapes")
     by_key = {(e.parameter, e.target): e for e in analysis.effects}
     titles = []
     for parameter in parameters:
@@ -279,11 +279,11 @@ def strongest_interaction(analysis: StudyAnalysis):
     return max(first or analysis.interactions, key=lambda pair: pair.size)
 
 
-def interaction_surface(analysis: StudyAnalysis) -> go.Figure:
+def interaction_surface(analysis: StudyAnalysis) -> go.Figure | Table:
     """Two-parameter partial dependence of the strongest pair, with the trials' own values on top."""
     pair = strongest_interaction(analysis)
     if pair is None:
-        return _table(["interactions"], [["fewer completed trials than a surrogate needs (8)"]], "Interactions")
+        return Table(["interactions"], [["fewer completed trials than a surrogate needs (8)"]], "Interactions")
     figure = go.Figure(go.Contour(
         x=pair.grid_second, y=pair.grid_first, z=pair.surface, colorscale="Viridis", colorbar=dict(title=pair.target),
         hovertemplate=f"{pair.second} %{{x:.3g}}<br>{pair.first} %{{y:.3g}}<br>{pair.target} %{{z:.4g}}<extra></extra>",
@@ -357,10 +357,6 @@ def gap_versus_parameters(analysis: StudyAnalysis) -> go.Figure:
     return figure
 
 
-def _table(header: Sequence[str], columns: Sequence[Sequence], title: str, fill=None) -> Table:
-    return Table(header, columns, title, fill)
-
-
 def _sides(claim) -> str:
     """`below 4.1e-03 (12 trials): contradicted, gap rho -0.71 [...]` per side, or `-`."""
     return "<br>".join(f"{side.side} {side.split:.3g} ({side.n_trials} trials): <b>{side.verdict}</b>, "
@@ -369,7 +365,7 @@ def _sides(claim) -> str:
 
 def claims_table(analysis: StudyAnalysis) -> Table:
     claims = analysis.claims
-    return _table(
+    return Table(
         ["hyperparameter", "notes: high value", "notes: low value", "prediction", "rho with gap [95% CI]",
          "rho with training loss [95% CI]", "gap: top - bottom third", "seed SD of gap", "verdict", "why",
          "each side of an optimum inside the range"],
@@ -394,7 +390,7 @@ def claims_table(analysis: StudyAnalysis) -> Table:
 
 def correlations_table(analysis: StudyAnalysis) -> Table:
     rows = [c for c in analysis.correlations if c.rho is not None]
-    return _table(
+    return Table(
         ["parameter", "target", "Spearman rho", "95% bootstrap CI", "effect", "top - bottom third", "seed SD",
          "trials"],
         [
@@ -414,7 +410,7 @@ def fit_table(analysis: StudyAnalysis) -> Table:
         shown = (f"{MAX_TABLE_ROWS} of {len(rows)} completed trials, the Pareto ones then the latest; every trial: "
                  "`sweeper analyze --json`")
         rows = pareto_then_latest(rows, MAX_TABLE_ROWS)
-    return _table(
+    return Table(
         ["trial", "training loss", "validation loss", "gap", "gap / validation", "rise after min",
          "share of best improvement", "fit", "rule"],
         [
@@ -434,8 +430,8 @@ def fit_table(analysis: StudyAnalysis) -> Table:
 def advice_table(analysis: StudyAnalysis) -> Table:
     items = analysis.advice
     if not items:
-        return _table(["advice"], [["no trial labelled overfit or underfit, or too few trials for a surrogate (8)"]],
-                      "Advice per trial")
+        return Table(["advice"], [["no trial labelled overfit or underfit, or too few trials for a surrogate (8)"]],
+                     "Advice per trial")
     moves, changes, agreement = [], [], []
     for item in items:
         if item.parameter is None:
@@ -449,7 +445,7 @@ def advice_table(analysis: StudyAnalysis) -> Table:
         parts += [f"{name} {m:+.3g} [{lo:+.3g}, {hi:+.3g}]" for name, (m, lo, hi) in item.objectives.items()]
         changes.append("<br>".join(parts))
         agreement.append("-" if item.notes_agree is None else ("agree" if item.notes_agree else "disagree"))
-    return _table(
+    return Table(
         ["trial", "fit", "move", "predicted change [90% interval]", "the notes"],
         [[item.trial for item in items], [item.label for item in items], moves, changes, agreement],
         "What to change: for each overfit or underfit trial, the move the surrogate predicts helps most",
@@ -461,21 +457,21 @@ def seed_spread_table(analysis: StudyAnalysis) -> Table:
     spread = analysis.seed_spread
     metrics = list(spread.pooled_sd)
     if not spread.groups:
-        return _table(["seed-to-seed spread"], [["no replicates yet: run `sweeper replicate STUDY --top K --seeds S`"]],
-                      "Noise floor: replicates")
+        return Table(["seed-to-seed spread"], [["no replicates yet: run `sweeper replicate STUDY --top K --seeds S`"]],
+                     "Noise floor: replicates")
     header = ["source trial", "seeds", *(f"SD {m}" for m in metrics)]
     columns = [[g.source_trial for g in spread.groups] + ["pooled"],
                [", ".join(str(s) for s in g.seeds) for g in spread.groups] + [f"{spread.n_runs} replicate runs"]]
     for metric in metrics:
         columns.append([_number(g.sd.get(metric), 3) for g in spread.groups] + [_number(spread.pooled_sd[metric], 3)])
-    return _table(header, columns, f"Noise floor: the same configuration with other seeds ({spread.replicates_study})")
+    return Table(header, columns, f"Noise floor: the same configuration with other seeds ({spread.replicates_study})")
 
 
 def failures_table(analysis: StudyAnalysis) -> Table:
     rows = [t for t in analysis.trials if t.state in ("FAIL", "PRUNED")]
     if not rows:
-        return _table(["failed and pruned trials"], [["none"]], "Failed and pruned trials")
-    return _table(
+        return Table(["failed and pruned trials"], [["none"]], "Failed and pruned trials")
+    return Table(
         ["trial", "state", "reason", "detail", "params"],
         [
             [t.number for t in rows], [t.state for t in rows],

@@ -108,11 +108,11 @@ def _probed(page: str, tmp_path) -> dict[str, str]:
 
 
 def test_a_table_is_html_with_every_row_its_colors_and_only_its_markup():
-    from sweeper.report._figures import _table
+    from sweeper.report._tables import Table
 
     reasons = [f"rose {i / 100:.3f} <after> & {'more ' * (i % 3)}<br><b>step {i}</b>" for i in range(200)]
-    table = _table(["trial", "fit", "rule"], [list(range(200)), ["overfit"] * 200, reasons], "200 <trials>",
-                   fill=[["white"] * 200, ["#f8d7da"] * 200, ["white"] * 200])
+    table = Table(["trial", "fit", "rule"], [list(range(200)), ["overfit"] * 200, reasons], "200 <trials>",
+                  fill=[["white"] * 200, ["#f8d7da"] * 200, ["white"] * 200])
     page = table.to_html("figure-9")
     assert page.startswith('<div id="figure-9" class="table"><p class="title">200 &lt;trials&gt;</p>')
     assert page.count("<tr>") == 201 and page.count('<td style="background:#f8d7da">overfit</td>') == 200
