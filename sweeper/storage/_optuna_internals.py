@@ -154,6 +154,8 @@ def read_trials(
     return trials
 
 
+# the detail kinds whose columns SQLAlchemy converts on reading (the value types are Enum columns)
+CONVERTED = ("values", "intermediate")
 ID_CHUNK = 500  # trial ids per IN (...) of the detail reads, as SQLAlchemy's selectinload batches them
 
 
@@ -223,40 +225,74 @@ def read_trials_as_optuna(
 def _trial_details(connection, trial_ids: list[int]) -> dict[str, dict[int, dict]]:
     """Values, parameters, attributes and intermediate values of these trials, decoded as Optuna decodes them, each
     kind in row order (Optuna sorts the parameters so; its order of the rest follows the database's query plan)."""
-    def attribute(key, value_json):
-        return key, json.loads(value_json)
+    # Each kind's rows are (key, stored columns..., trial_id); its decoder turns a chunk's rows into their values
+    def values(rows):
+        return [models.TrialValueModel.stored_repr_to_value(value, kind) for _, value, kind, _ in rows]
 
-    # kind: (table, its columns after trial_id, its row id, (columns) -> (key, value) as the trial holds it)
+    def params(rows):
+        return [(value, distribution) for _, value, distribution, _ in rows]
+
+    def attributes(rows):
+        return json_values([text for _, text, _ in rows])
+
+    def intermediate(rows):
+        return [models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
+                for _, value, kind, _ in rows]
+
+    # kind: (table, its columns (the key first), its row id, decoder); half a million attributes at 10,000 trials
     tables = {
-        "values": (models.TrialValueModel.__table__, ("objective", "value", "value_type"), "trial_value_id",
-                   lambda objective, value, kind: (
-                       objective, models.TrialValueModel.stored_repr_to_value(value, kind))),
+        "values": (models.TrialValueModel.__table__, ("objective", "value", "value_type"), "trial_value_id", values),
         "params": (models.TrialParamModel.__table__, ("param_name", "param_value", "distribution_json"), "param_id",
-                   lambda name, value, distribution: (name, (value, distribution))),
-        "user": (models.TrialUserAttributeModel.__table__, ("key", "value_json"), "trial_user_attribute_id", attribute),
+                   params),
+        "user": (models.TrialUserAttributeModel.__table__, ("key", "value_json"), "trial_user_attribute_id",
+                 attributes),
         "system": (models.TrialSystemAttributeModel.__table__, ("key", "value_json"), "trial_system_attribute_id",
-                   attribute),
+                   attributes),
         "intermediate": (models.TrialIntermediateValueModel.__table__,
                          ("step", "intermediate_value", "intermediate_value_type"), "trial_intermediate_value_id",
-                         lambda step, value, kind: (
-                             step, models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind))),
+                         intermediate),
     }
     found: dict[str, dict[int, dict]] = {kind: defaultdict(dict) for kind in tables}
     for start in range(0, len(trial_ids), ID_CHUNK):
         chunk = trial_ids[start:start + ID_CHUNK]
         for kind, (table, columns, row_id, decode) in tables.items():
-            query = (sqlalchemy.select(table.c.trial_id, *(table.c[name] for name in columns))
-                     .where(table.c.trial_id.in_(chunk)).order_by(table.c[row_id]))
+            result = connection.execute(
+                sqlalchemy.select(*(table.c[name] for name in columns), table.c.trial_id)
+                .where(table.c.trial_id.in_(chunk)).order_by(table.c[row_id])
+            )
+            rows = result.all() if kind in CONVERTED else _plain_rows(result)
             into = found[kind]
-            for trial_id_, *stored in connection.execute(query):
-                key, value = decode(*stored)
-                into[trial_id_][key] = value
+            for row, value in zip(rows, decode(rows)):
+                into[row[-1]][row[0]] = value
     return found
+
+
+def _plain_rows(result) -> list[tuple]:
+    """The result's rows as the database driver gives them: for columns SQLAlchemy hands over unconverted (integers
+    and text), the same values without building a Row each (1.5 us a row, 0.9 s of a 10,000-trial read)."""
+    with result:
+        return result.cursor.fetchall()
+
+
+def json_values(texts: Sequence[str]) -> list[Any]:
+    """`[json.loads(text) for text in texts]` in one call of the decoder: a JSON text is self-delimiting, so the
+    texts joined as one array's items decode to the same values (a call each cost about 1 s of a 10,000-trial
+    read). Texts that do not decode one by one (not written by json.dumps, so never by Optuna) may join into
+    another number of items: then each is decoded alone, raising where Optuna's own read would."""
+    if not texts:
+        return []
+    decoded = json.loads("[" + ",".join(texts) + "]")
+    if len(decoded) != len(texts):
+        return [json.loads(text) for text in texts]
+    return decoded
 
 
 def _distribution_decoder() -> Callable[[str], Any]:
     """`json_to_distribution` for one read: each distinct distribution decoded once, not once per trial."""
     return functools.lru_cache(maxsize=None)(json_to_distribution)
+
+
+ATTRIBUTE_ROWS = 25_000  # rows of attributes decoded at a time (about 500 trials' of a real trial's 50)
 
 
 def _attributes(connection, table, keys: Sequence[str] | None, in_study) -> dict[int, dict[str, Any]]:
@@ -266,8 +302,10 @@ def _attributes(connection, table, keys: Sequence[str] | None, in_study) -> dict
         query = sqlalchemy.select(table.c.trial_id, table.c.key, table.c.value_json).where(table.c.trial_id.in_(in_study))
         if keys is not None:
             query = query.where(table.c.key.in_(list(keys)))
-        for trial_id_, key, value_json in connection.execute(query):
-            found[trial_id_][key] = json.loads(value_json)
+        with connection.execute(query) as result:  # a part at a time: the texts of a whole study are large
+            while rows := result.cursor.fetchmany(ATTRIBUTE_ROWS):
+                for (trial_id_, key, _), value in zip(rows, json_values([text for _, _, text in rows])):
+                    found[trial_id_][key] = value
     return found
 
 

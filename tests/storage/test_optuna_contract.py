@@ -5,6 +5,8 @@ from __future__ import annotations
 
 
 import inspect
+import json
+import math
 import re
 import tomllib
 import warnings
@@ -200,6 +202,7 @@ def test_the_column_read_gives_what_optunas_own_read_gives(storage_url, unique_n
         trial.set_user_attr("curve", {"loss": [1.0, 0.5], "steps": [1, 2]})
         trial.set_user_attr("reason", f"reason {index}")
         trial.set_user_attr("a_late_key", index)  # inserted after others: Optuna's order is by row, not by key
+        trial.set_user_attr("text", ['a,"b"]', "],[", "\u00e9\n", None, True, float("nan"), -float("inf"), 1e-300])
         trial.storage.set_trial_system_attr(trial._trial_id, "retry_history", [index])
         for step, value in enumerate([0.9, float("nan"), float("inf"), -float("inf"), 0.1 * index][: index + 1]):
             storage.set_trial_intermediate_value(trial._trial_id, step, value)  # Trial.report refuses 2 objectives
@@ -271,6 +274,20 @@ def test_the_column_read_of_more_unfinished_trials_than_the_database_takes_varia
             connection.exec_driver_sql("SELECT ?, ?, ?, ?, ?", (1, 2, 3, 4, 5))
     read = storage._get_trials(study._study_id, None, unfinished, last_finished)
     assert [_every_field(t) for t in read] == expected and len(read) == 7
+
+
+def test_json_values_decode_as_json_loads_does_one_by_one():
+    """The column read decodes a chunk's attributes in one call; what json.dumps writes comes back as json.loads
+    gives it one text at a time, and texts that do not decode one by one still fail as they would."""
+    values = [1, -2.5, "a,b", '"],["', "\u00e9", None, True, [], {}, {"k": [1, {"x": None}]}, float("inf"), 1e308]
+    texts = [json.dumps(value) for value in values]
+    assert internals.json_values(texts) == [json.loads(text) for text in texts] == values
+    assert math.isnan(internals.json_values([json.dumps(float("nan"))])[0])
+    assert internals.json_values([]) == []
+    with pytest.raises(json.JSONDecodeError):
+        internals.json_values(["1,2", "3"])  # joined they would read as three values
+    with pytest.raises(json.JSONDecodeError):
+        internals.json_values(["1", "[2"])
 
 
 def test_the_internals_the_vendored_multi_metric_pruner_uses_exist():
