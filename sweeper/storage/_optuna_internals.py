@@ -102,56 +102,14 @@ def read_trials(
     (about 20x less than `study.get_trials` at 10,000 trials; with every user attribute about a fifth of its memory
     and time, since no ORM objects are built). The trials carry no intermediate values (`full_trial` reads them).
     One read; the caller retries it (`call_with_retries`)."""
-    rdb = rdb_storage(study)
-    study_id = study._study_id
     trial_table = models.TrialModel.__table__
-    in_study = sqlalchemy.select(trial_table.c.trial_id).where(trial_table.c.study_id == study_id)
-    with rdb.engine.connect() as connection:
+    with rdb_storage(study).engine.connect() as connection:
         rows = connection.execute(
-            sqlalchemy.select(trial_table.c.trial_id, trial_table.c.number, trial_table.c.state,
-                              trial_table.c.datetime_start, trial_table.c.datetime_complete)
-            .where(trial_table.c.study_id == study_id).order_by(trial_table.c.number)
+            _trial_rows().where(trial_table.c.study_id == study._study_id).order_by(trial_table.c.number)
         ).all()
-        values_table = models.TrialValueModel.__table__
-        values: dict[int, dict[int, float]] = defaultdict(dict)
-        for trial_id_, objective, value, value_type in connection.execute(
-            sqlalchemy.select(values_table.c.trial_id, values_table.c.objective, values_table.c.value,
-                              values_table.c.value_type).where(values_table.c.trial_id.in_(in_study))
-        ):
-            values[trial_id_][objective] = models.TrialValueModel.stored_repr_to_value(value, value_type)
-        params_table = models.TrialParamModel.__table__
-        params: dict[int, dict[str, tuple[float, str]]] = defaultdict(dict)
-        for trial_id_, name, value, distribution in connection.execute(
-            sqlalchemy.select(params_table.c.trial_id, params_table.c.param_name, params_table.c.param_value,
-                              params_table.c.distribution_json)
-            .where(params_table.c.trial_id.in_(in_study)).order_by(params_table.c.param_id)  # Optuna's order
-        ):
-            params[trial_id_][name] = (value, distribution)
-        attrs = {
-            kind: _attributes(connection, model.__table__, keys, in_study)
-            for kind, model, keys in (("user", models.TrialUserAttributeModel, None if every_user_attr else user_attrs),
-                                      ("system", models.TrialSystemAttributeModel, system_attrs))
-        }
-    distribution_of = _distribution_decoder()
-    trials = []
-    for trial_id_, number, state, started, completed in rows:
-        trial_params = {name: distribution_of(text) for name, (_, text) in params[trial_id_].items()}
-        trials.append(FrozenTrial(
-            number=number,
-            state=state,
-            value=None,
-            values=[values[trial_id_][k] for k in sorted(values[trial_id_])] or None,
-            datetime_start=_local(started),
-            datetime_complete=_local(completed),
-            params={name: trial_params[name].to_external_repr(value)
-                    for name, (value, _) in params[trial_id_].items()},
-            distributions=trial_params,
-            user_attrs=attrs["user"].get(trial_id_, {}),
-            system_attrs=attrs["system"].get(trial_id_, {}),
-            intermediate_values={},
-            trial_id=trial_id_,
-        ))
-    return trials
+        details = _trial_details(connection, [row[0] for row in rows], intermediate=False, system_keys=system_attrs,
+                                 user_keys=None if every_user_attr else user_attrs)
+    return _frozen_trials(rows, details)
 
 
 # the detail kinds whose columns SQLAlchemy converts on reading (the value types are Enum columns)
@@ -174,10 +132,7 @@ def read_trials_as_optuna(
     finished in what it got."""
     included = {trial_id_ for trial_id_ in included_trial_ids if trial_id_ <= trial_id_greater_than}
     trial_table = models.TrialModel.__table__
-    query = sqlalchemy.select(
-        trial_table.c.trial_id, trial_table.c.number, trial_table.c.state, trial_table.c.datetime_start,
-        trial_table.c.datetime_complete,
-    ).where(trial_table.c.study_id == study_id)
+    query = _trial_rows().where(trial_table.c.study_id == study_id)
     if states is not None:
         query = query.where(trial_table.c.state.in_(list(states)))
     with engine.connect() as connection:
@@ -199,6 +154,18 @@ def read_trials_as_optuna(
         else:
             rows = connection.execute(query).all()
         details = _trial_details(connection, [row[0] for row in rows])
+    return _frozen_trials(rows, details)
+
+
+def _trial_rows() -> sqlalchemy.Select:
+    """The trials' own columns, as `_frozen_trials` takes them."""
+    table = models.TrialModel.__table__
+    return sqlalchemy.select(table.c.trial_id, table.c.number, table.c.state, table.c.datetime_start,
+                             table.c.datetime_complete)
+
+
+def _frozen_trials(rows, details: dict[str, dict[int, dict]]) -> list[FrozenTrial]:
+    """FrozenTrials of these trial rows (`_trial_rows`) with their details (`_trial_details`), as Optuna builds them."""
     distribution_of = _distribution_decoder()
     trials = []
     for trial_id_, number, state, started, completed in rows:
@@ -222,9 +189,16 @@ def read_trials_as_optuna(
     return trials
 
 
-def _trial_details(connection, trial_ids: list[int]) -> dict[str, dict[int, dict]]:
+def _trial_details(
+    connection,
+    trial_ids: list[int],
+    user_keys: Sequence[str] | None = None,
+    system_keys: Sequence[str] | None = None,
+    intermediate: bool = True,
+) -> dict[str, dict[int, dict]]:
     """Values, parameters, attributes and intermediate values of these trials, decoded as Optuna decodes them, each
-    kind in row order (Optuna sorts the parameters so; its order of the rest follows the database's query plan)."""
+    kind in row order (Optuna sorts the parameters so; its order of the rest follows the database's query plan).
+    `user_keys`, `system_keys`: only the attributes of these keys (None: every one); `intermediate` False: none."""
     # Each kind's rows are (key, stored columns..., trial_id); its decoder turns a chunk's rows into their values
     def values(rows):
         return [models.TrialValueModel.stored_repr_to_value(value, kind) for _, value, kind, _ in rows]
@@ -252,14 +226,18 @@ def _trial_details(connection, trial_ids: list[int]) -> dict[str, dict[int, dict
                          ("step", "intermediate_value", "intermediate_value_type"), "trial_intermediate_value_id",
                          intermediate),
     }
+    keys = {"user": user_keys, "system": system_keys}
     found: dict[str, dict[int, dict]] = {kind: defaultdict(dict) for kind in tables}
+    asked = {kind: entry for kind, entry in tables.items()
+             if (keys.get(kind) is None or len(keys[kind]) > 0) and (kind != "intermediate" or intermediate)}
     for start in range(0, len(trial_ids), ID_CHUNK):
         chunk = trial_ids[start:start + ID_CHUNK]
-        for kind, (table, columns, row_id, decode) in tables.items():
-            result = connection.execute(
-                sqlalchemy.select(*(table.c[name] for name in columns), table.c.trial_id)
-                .where(table.c.trial_id.in_(chunk)).order_by(table.c[row_id])
-            )
+        for kind, (table, columns, row_id, decode) in asked.items():
+            query = (sqlalchemy.select(*(table.c[name] for name in columns), table.c.trial_id)
+                     .where(table.c.trial_id.in_(chunk)).order_by(table.c[row_id]))
+            if keys.get(kind) is not None:
+                query = query.where(table.c.key.in_(list(keys[kind])))
+            result = connection.execute(query)
             rows = result.all() if kind in CONVERTED else _plain_rows(result)
             into = found[kind]
             for row, value in zip(rows, decode(rows)):
@@ -290,23 +268,6 @@ def json_values(texts: Sequence[str]) -> list[Any]:
 def _distribution_decoder() -> Callable[[str], Any]:
     """`json_to_distribution` for one read: each distinct distribution decoded once, not once per trial."""
     return functools.lru_cache(maxsize=None)(json_to_distribution)
-
-
-ATTRIBUTE_ROWS = 25_000  # rows of attributes decoded at a time (about 500 trials' of a real trial's 50)
-
-
-def _attributes(connection, table, keys: Sequence[str] | None, in_study) -> dict[int, dict[str, Any]]:
-    """The named attributes of the study's trials; `keys` None: every one."""
-    found: dict[int, dict[str, Any]] = defaultdict(dict)
-    if keys is None or keys:
-        query = sqlalchemy.select(table.c.trial_id, table.c.key, table.c.value_json).where(table.c.trial_id.in_(in_study))
-        if keys is not None:
-            query = query.where(table.c.key.in_(list(keys)))
-        with connection.execute(query) as result:  # a part at a time: the texts of a whole study are large
-            while rows := result.cursor.fetchmany(ATTRIBUTE_ROWS):
-                for (trial_id_, key, _), value in zip(rows, json_values([text for _, _, text in rows])):
-                    found[trial_id_][key] = value
-    return found
 
 
 def full_trial(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial:
