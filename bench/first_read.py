@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ sys.path.insert(0, str(REPO))  # this checkout's sweeper, whichever one the envi
 sys.path.insert(0, str(REPO / "bench"))
 
 import study_scale  # noqa: E402  (its study builder, real trial and forked measurement)
+from _spread import spread  # noqa: E402  (bench/, this script's folder)
 
 READS = ("optuna", "columns")
 
@@ -76,11 +76,6 @@ def _measure(url: str, read: str, size: int) -> dict:
     return figures
 
 
-def _spread(values: list[float]) -> str:
-    ordered = sorted(values)
-    return f"{statistics.median(ordered):.3f} [{ordered[0]:.3f}, {ordered[-1]:.3f}]"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=3000)
@@ -115,11 +110,11 @@ def main() -> None:
     print(f"## over {len(rounds)} rounds, median [min, max]: columns / Optuna, CPU s")
     for measure in ("full read", "first suggestion"):
         ratios = [r["columns"][measure][0] / r["optuna"][measure][0] for r in rounds]
-        print(f"{measure}: Optuna {_spread([r['optuna'][measure][0] for r in rounds])} s, columns "
-              f"{_spread([r['columns'][measure][0] for r in rounds])} s, ratio {_spread(ratios)}")
+        print(f"{measure}: Optuna {spread([r['optuna'][measure][0] for r in rounds])} s, columns "
+              f"{spread([r['columns'][measure][0] for r in rounds])} s, ratio {spread(ratios)}")
     ratios = [r["columns"]["peak MB"] / r["optuna"]["peak MB"] for r in rounds]
-    print(f"peak MB: Optuna {_spread([r['optuna']['peak MB'] for r in rounds])}, columns "
-          f"{_spread([r['columns']['peak MB'] for r in rounds])}, ratio {_spread(ratios)}")
+    print(f"peak MB: Optuna {spread([r['optuna']['peak MB'] for r in rounds])}, columns "
+          f"{spread([r['columns']['peak MB'] for r in rounds])}, ratio {spread(ratios)}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from sweeper.study import load_study_spec  # noqa: E402
 from sweeper.training import TrialReuse, run_orpo  # noqa: E402
 from sweeper.training._models import load_base_model  # noqa: E402
 from sweeper.training._pack import TrainingPack  # noqa: E402
+from _spread import spread  # noqa: E402  (bench/, this script's folder)
 
 SKIP = ("runtime", "per_second")
 
@@ -177,11 +178,6 @@ def largest_difference(solo, packed) -> float:
     return max(differences, default=0.0)
 
 
-def fmt(values, digits=2):
-    values = sorted(values)
-    return f"{statistics.median(values):.{digits}f} [{values[0]:.{digits}f}, {values[-1]:.{digits}f}]"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=8)
@@ -288,14 +284,15 @@ def main() -> None:
           f"{'step MB/trial':>13} {'cap':>3} {'max diff':>9}")
     for mode in modes:
         row = rows[mode]
-        print(f"{mode:6} {fmt(row['makespan'], 1):>22} {fmt(row['ratio']):>20} {fmt(row['samples_s'], 0):>20} "
+        print(f"{mode:6} {spread(row['makespan'], 1):>22} {spread(row['ratio'], 2):>20} "
+              f"{spread(row['samples_s'], 0):>20} "
               f"{max(row['peak_mb']):8.0f} {statistics.mean(row['per_forward']):7.2f} "
               f"{max(row['step_mb_per_trial']):13.1f} {min(row['capacity']):3d} {max(row['diff']):9.2e}")
     if args.qwen:
         print(f"\n{'mode':6} {'tokens/s (makespan)':>26} {'MFU':>22} {'peak CUDA GiB':>14}")
         for mode in modes:
             row = rows[mode]
-            print(f"{mode:6} {fmt(row['tokens_s'], 0):>26} {fmt([100 * m for m in row['mfu']], 1) + ' %':>22} "
+            print(f"{mode:6} {spread(row['tokens_s'], 0):>26} {spread([100 * m for m in row['mfu']], 1) + ' %':>22} "
                   f"{max(row['cuda_peak_gib']):14.2f}")
     if 4 in args.packs:
         ratio = statistics.median(rows["K=4"]["ratio"])

@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from _spread import spread  # noqa: E402  (bench/, this script's folder)
 
 # first in <head>: the time from here to the load event, on an attribute --dump-dom prints
 PROBE = """<script>(function () { var t0 = performance.now(); window.addEventListener('load', function () {
@@ -38,11 +38,6 @@ def open_once(page: Path, chromium: str) -> tuple[float, float]:
     if run.returncode != 0 or not found:
         sys.exit(f"{page}: Chromium did not load it (exit {run.returncode}):\n{run.stderr[-2000:]}")
     return wall, int(found.group(1)) / 1000
-
-
-def _spread(values: list[float]) -> str:
-    ordered = sorted(values)
-    return f"{statistics.median(ordered):.2f} [{ordered[0]:.2f}, {ordered[-1]:.2f}]"
 
 
 def main() -> None:
@@ -71,10 +66,10 @@ def main() -> None:
                 for i in order), flush=True)
     print(f"## over {args.rounds} rounds, median [min, max]")
     for index, report in enumerate(args.reports):
-        line = (f"{report}: load {_spread([r[index][1] for r in results])} s, "
-                f"Chromium run {_spread([r[index][0] for r in results])} s")
+        line = (f"{report}: load {spread([r[index][1] for r in results], 2)} s, "
+                f"Chromium run {spread([r[index][0] for r in results], 2)} s")
         if index:
-            line += f"; load / {args.reports[0].name}'s {_spread([r[index][1] / r[0][1] for r in results])}"
+            line += f"; load / {args.reports[0].name}'s {spread([r[index][1] / r[0][1] for r in results], 2)}"
         print(line)
 
 

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from sweeper.model import tiny_model_path  # noqa: E402
 from sweeper.storage import open_storage  # noqa: E402
 from sweeper.study import load_study_spec  # noqa: E402
 from sweeper.sweep import open_study  # noqa: E402
+from _spread import spread  # noqa: E402  (bench/, this script's folder)
 
 PYTHON = sys.executable
 
@@ -174,11 +174,6 @@ def main() -> None:
         _print_spread(rounds)
 
 
-def _spread(values: list[float]) -> str:
-    ordered = sorted(values)
-    return f"{statistics.median(ordered):.3f} [{ordered[0]:.3f}, {ordered[-1]:.3f}]"
-
-
 def _fixed(row: dict) -> float:
     return row["wall_s"] - row["loop_s"]
 
@@ -194,13 +189,13 @@ def _print_spread(rounds: list[dict[str, dict]]) -> None:
     for variant in rounds[0]:
         fixed = [_fixed(r[variant]) for r in rounds]
         over_train = [_over_train(r[variant]) for r in rounds]
-        print(f"{variant}: fixed cost (wall - loop) {_spread(fixed)} s; wall / train {_spread(over_train)}")
+        print(f"{variant}: fixed cost (wall - loop) {spread(fixed)} s; wall / train {spread(over_train)}")
     if "sweeper" in rounds[0]:
         for variant in (v for v in rounds[0] if v != "sweeper"):
             fixed = [_fixed(r["sweeper"]) / _fixed(r[variant]) for r in rounds]
             normalized = [_over_train(r["sweeper"]) / _over_train(r[variant]) for r in rounds]
-            print(f"sweeper / {variant}: fixed cost {_spread(fixed)}; "
-                  f"wall at equal training speed {_spread(normalized)}")
+            print(f"sweeper / {variant}: fixed cost {spread(fixed)}; "
+                  f"wall at equal training speed {spread(normalized)}")
 
 
 def _print_round(results: dict[str, dict], n_trials: int) -> None:
