@@ -200,31 +200,32 @@ def _trial_details(
     kind in row order (Optuna sorts the parameters so; its order of the rest follows the database's query plan).
     `user_keys`, `system_keys`: only the attributes of these keys (None: every one); `intermediate` False: none."""
     # Each kind's rows are (key, stored columns..., trial_id); its decoder turns a chunk's rows into their values
-    def values(rows):
+    def decode_values(rows):
         return [models.TrialValueModel.stored_repr_to_value(value, kind) for _, value, kind, _ in rows]
 
-    def params(rows):
+    def decode_params(rows):
         return [(value, distribution) for _, value, distribution, _ in rows]
 
-    def attributes(rows):
+    def decode_attributes(rows):
         return json_values([text for _, text, _ in rows])
 
-    def intermediate(rows):
+    def decode_intermediate(rows):
         return [models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(value, kind)
                 for _, value, kind, _ in rows]
 
     # kind: (table, its columns (the key first), its row id, decoder); half a million attributes at 10,000 trials
     tables = {
-        "values": (models.TrialValueModel.__table__, ("objective", "value", "value_type"), "trial_value_id", values),
+        "values": (models.TrialValueModel.__table__, ("objective", "value", "value_type"), "trial_value_id",
+                   decode_values),
         "params": (models.TrialParamModel.__table__, ("param_name", "param_value", "distribution_json"), "param_id",
-                   params),
+                   decode_params),
         "user": (models.TrialUserAttributeModel.__table__, ("key", "value_json"), "trial_user_attribute_id",
-                 attributes),
+                 decode_attributes),
         "system": (models.TrialSystemAttributeModel.__table__, ("key", "value_json"), "trial_system_attribute_id",
-                   attributes),
+                   decode_attributes),
         "intermediate": (models.TrialIntermediateValueModel.__table__,
                          ("step", "intermediate_value", "intermediate_value_type"), "trial_intermediate_value_id",
-                         intermediate),
+                         decode_intermediate),
     }
     keys = {"user": user_keys, "system": system_keys}
     found: dict[str, dict[int, dict]] = {kind: defaultdict(dict) for kind in tables}

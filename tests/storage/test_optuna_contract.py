@@ -144,6 +144,7 @@ def test_read_trials_reads_what_get_trials_does_for_the_attributes_named(storage
         trial.suggest_float("dropout", 0.0, 0.3)
         trial.set_user_attr("failure_reason", f"reason {index}")
         trial.set_user_attr("training_config", {"not": "read"})
+        study._storage.set_trial_intermediate_value(trial._trial_id, 0, 0.5)  # not read: `full_trial` reads them
         _end(study, trial, index, running_from=5)
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params={"lr": 1e-3}, distributions={"lr": FloatDistribution(1e-5, 1e-1, log=True)},
@@ -173,6 +174,8 @@ def test_read_trials_reads_what_get_trials_does_for_the_attributes_named(storage
     assert [t.user_attrs for t in every] == [t.user_attrs for t in stored]
     assert every[0].user_attrs["training_config"] == {"not": "read"}
     assert internals.full_trial(study, every[2]) == stored[2]
+    assert stored[2].intermediate_values == {0: 0.5}
+    assert [t.intermediate_values for t in read + every] == [{}] * 16
 
 
 def _every_field(trial: optuna.trial.FrozenTrial) -> str:
