@@ -1,0 +1,73 @@
+"""The analysis's bootstrap correlations (sweeper/analysis/_correlation.py `spearman_table`): CPU seconds on
+synthetic trials, and a digest of the table, to compare two checkouts side by side.
+
+    .venv/bin/python bench/spearman_table.py [--trials 10000] [--rounds 3] [--checkouts DIR DIR]
+
+The table is 8 hyperparameter columns (4 continuous, 4 with ties) against 4 targets, as in an analysis of the
+default study, with the analysis's 2,000 resamples. With `--checkouts` each round runs once per checkout, in a fresh
+process, the order alternating; the digests must agree where the two compute the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _spread import spread  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def measure(trials: int) -> dict:
+    import numpy as np
+
+    from sweeper.analysis._correlation import spearman_table
+
+    rng = np.random.default_rng(0)
+    columns = {f"p{i}": rng.random(trials) if i < 4 else rng.integers(0, 5, trials).astype(float) for i in range(8)}
+    targets = {f"t{i}": rng.random(trials) + columns[f"p{i}"] for i in range(4)}
+    started = time.process_time()
+    table = spearman_table(columns, targets)
+    return {"cpu_s": time.process_time() - started,
+            "digest": hashlib.md5(repr(sorted(table.items())).encode()).hexdigest()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--checkouts", nargs="+", type=Path, default=[REPO])
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)  # one measurement, as JSON
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.trials)))
+        return
+    print(f"# bench/spearman_table.py: {args.trials} trials, 8 columns x 4 targets; CPU s per round")
+    results: dict[Path, list[dict]] = {checkout: [] for checkout in args.checkouts}
+    for index in range(args.rounds):
+        for checkout in args.checkouts if index % 2 == 0 else args.checkouts[::-1]:
+            run = subprocess.run(
+                [sys.executable, __file__, "--measure", "--trials", str(args.trials)], capture_output=True, text=True,
+                env={"PYTHONPATH": str(checkout.resolve()), "PATH": "/usr/bin:/bin"}, check=True,
+            )
+            results[checkout].append(json.loads(run.stdout))
+            print(f"round {index + 1} {checkout}: {results[checkout][-1]['cpu_s']:.2f} s, "
+                  f"digest {results[checkout][-1]['digest']}", flush=True)
+    first = args.checkouts[0]
+    for checkout, rows in results.items():
+        line = f"{checkout}: {spread([row['cpu_s'] for row in rows], 2)} s"
+        if checkout != first:
+            ratios = [row["cpu_s"] / base["cpu_s"] for row, base in zip(rows, results[first])]
+            same = all(row["digest"] == base["digest"] for row, base in zip(rows, results[first]))
+            line += f"; / {first}: {spread(ratios, 3)}; same table: {same}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
