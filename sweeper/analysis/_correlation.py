@@ -53,11 +53,10 @@ def spearman_table(
         picks = rng.integers(0, n, size=(min(_CHUNK, n_bootstrap - start), n))
         counts = np.bincount((picks + n * np.arange(len(picks))[:, None]).ravel(), minlength=picks.size)
         counts = counts.reshape(picks.shape)
-        # a resample of n has mean rank (n + 1) / 2; each variable's centred ranks, and weighted by the counts (as
-        # floats once, the same products: an integer times a float is computed in floats)
+        # a resample of n has mean rank (n + 1) / 2; each variable's centred ranks (resample, variable, trial)
         centred = np.stack([_ranks_in(counts, arrays[name]) - (n + 1) / 2 for name in used], axis=1)
-        # every variable's weighted ranks against every variable's ranks, per resample: one batched matrix product
-        # (BLAS), where a dot product per pair and resample took most of an analysis of 10,000 trials
+        # every variable's ranks weighted by the counts against every variable's ranks, per resample: one batched
+        # matrix product (BLAS), where a dot product per pair and resample was half of this table's time
         products = (counts[:, None, :] * centred) @ centred.transpose(0, 2, 1)
         for c, t in judged:
             covariance = products[:, index[c], index[t]]
