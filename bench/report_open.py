@@ -18,7 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from _spread import spread  # noqa: E402  (bench/, this script's folder)
+
+from _spread import spread  # bench/, this script's folder
 
 # first in <head>: the time from here to the load event, on an attribute --dump-dom prints
 PROBE = """<script>(function () { var t0 = performance.now(); window.addEventListener('load', function () {

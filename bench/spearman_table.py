@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -54,7 +55,7 @@ def main() -> None:
         for checkout in args.checkouts if index % 2 == 0 else args.checkouts[::-1]:
             run = subprocess.run(
                 [sys.executable, __file__, "--measure", "--trials", str(args.trials)], capture_output=True, text=True,
-                env={"PYTHONPATH": str(checkout.resolve()), "PATH": "/usr/bin:/bin"}, check=True,
+                env={**os.environ, "PYTHONPATH": str(checkout.resolve())}, check=True,
             )
             results[checkout].append(json.loads(run.stdout))
             print(f"round {index + 1} {checkout}: {results[checkout][-1]['cpu_s']:.2f} s, "
