@@ -7,7 +7,7 @@ the trial slot lock on one engine. `open_storage` gives the `RDBStorage` a study
 its fields and `record_trial_result` puts a trial's outcome into it.
 """
 
-from ._curves import CURVES_TABLE, CurvePointRow, CurveStore, create_curves_table
+from ._curves import CURVES_TABLE, CurvePointRow, CurveStore, StoredPoint, create_curves_table
 from ._rdb import beating_trials, open_storage, reading_storage
 from ._slot_lock import TrialSlotLock
 from ._handle import Storage
@@ -48,6 +48,7 @@ __all__ = [
     "CURVES_TABLE",
     "CurvePointRow",
     "CurveStore",
+    "StoredPoint",
     "STORAGE_RETRY_S",
     "StorageFailure",
     "REPLICATES_SUFFIX",

@@ -18,13 +18,16 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._vendor.multi_metric_pruner._hypervolume._nondomination import _fast_non_domination_rank
 from .._vendor.multi_metric_pruner._hypervolume._ordering import _argsort_by_hv_contribution
 from ..metrics import EVAL, TRAIN
+
+if TYPE_CHECKING:
+    from ..storage import StoredPoint
 
 Vector = Sequence[float | None]
 # eval metrics (with the `eval_` prefix), train metrics -> objective vector; raises KeyError when a metric is missing
@@ -192,15 +195,15 @@ class _TrialCurve:
         return latest
 
 
-def curves_by_trial(rows: Iterable[Mapping[str, Any]]) -> dict[int, _TrialCurve]:
-    """Group `CurveStore.read` rows by trial."""
+def curves_by_trial(points: Iterable[StoredPoint]) -> dict[int, _TrialCurve]:
+    """Group `CurveStore.points` by trial."""
     evals: dict[int, dict[int, dict[str, float | None]]] = defaultdict(lambda: defaultdict(dict))
     trains: dict[int, list[tuple[int, str, float | None]]] = defaultdict(list)
-    for row in rows:
-        if row["split"] == EVAL:
-            evals[row["trial_number"]][row["step"]][row["metric"]] = row["value"]
-        elif row["split"] == TRAIN:
-            trains[row["trial_number"]].append((row["step"], row["metric"], row["value"]))
+    for number, split, metric, step, value in points:
+        if split == EVAL:
+            evals[number][step][metric] = value
+        elif split == TRAIN:
+            trains[number].append((step, metric, value))
     return {
         number: _TrialCurve(dict(evals.get(number, {})), sorted(trains.get(number, []), key=lambda point: point[0]))
         for number in set(evals) | set(trains)

@@ -117,3 +117,25 @@ def test_reading_named_trials_selects_them_in_order_across_queries(storage_url, 
         ]
         assert [row["value"] for row in rows if row["trial_number"] == 6] == [60.0, 120.0]
         assert curves.read(unique_name, trial_numbers=[]) == []
+
+
+def test_points_are_the_read_rows_as_tuples_and_can_select_steps(curves, unique_name):
+    curves.write(unique_name, 0, [*_points(), CurvePoint(30, "eval", "loss", math.inf)])
+    curves.write(unique_name, 1, _points(scale=2.0))
+    columns = ("trial_number", "split", "metric", "step", "value")
+    every = curves.points(unique_name)
+    assert every == [tuple(row[column] for column in columns) for row in curves.read(unique_name)]
+    assert all(type(value) is float for *_, value in every if value is not None)
+    assert (0, "eval", "loss", 30, None) in every  # not finite: NULL, as the dict read gives it
+    at_20 = curves.points(unique_name, split="eval", metrics=["loss"], trial_numbers=[1, 0], steps=[20, 25])
+    assert at_20 == [(0, "eval", "loss", 20, 20.0), (1, "eval", "loss", 20, 40.0)]
+
+
+def test_steps_by_trial_are_each_trials_distinct_steps_of_the_named_metrics(curves, unique_name):
+    curves.write(unique_name, 0, _points())  # train and eval at 10 and 20, two metrics each
+    curves.write(unique_name, 1, [CurvePoint(5, "eval", "rewards/margins", 1.0), CurvePoint(15, "eval", "loss", 1.0),
+                                  CurvePoint(25, "train", "loss", 1.0)])
+    curves.write(unique_name, 2, _points())
+    found = curves.steps_by_trial(unique_name, "eval", ["loss", "rewards/margins"], [0, 1, 3])
+    assert found == {0: [10, 20], 1: [5, 15]}  # one entry per step however many metrics; trial 3 has none
+    assert curves.steps_by_trial(unique_name, "eval", ["loss"], [1]) == {1: [15]}

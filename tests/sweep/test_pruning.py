@@ -146,10 +146,8 @@ def test_rungs_are_fractions_of_each_trials_schedule_or_absolute_steps():
 
 
 def _rows(trial_number, split, step, **metrics):
-    return [
-        {"trial_number": trial_number, "split": split, "metric": metric, "step": step, "value": value}
-        for metric, value in metrics.items()
-    ]
+    """Stored points as `CurveStore.points` gives them."""
+    return [(trial_number, split, metric, step, value) for metric, value in metrics.items()]
 
 
 def _eval(trial_number, step, nll, margin):
@@ -263,6 +261,75 @@ def test_a_worker_reads_a_finished_peers_curves_once_and_a_running_peers_at_each
         assert cached == fresh and len(cached) == 4 and peers.trials_read == [running.number, own.number + 1]
         decide_now()
         assert peers.trials_read == []  # every peer finished and read: nothing more to read
+
+
+def _eval_points(step, nll, margin, metrics=("nll_loss", "logps/chosen", "logps/rejected")):
+    values = {"nll_loss": nll, "logps/chosen": margin, "logps/rejected": 0.0}
+    return [CurvePoint(step, "eval", metric, values[metric]) for metric in metrics]
+
+
+def _peer(study, spec, curves, planned_steps, points, train_points=()):
+    trial = study.ask()
+    spec.space.suggest(trial)
+    if planned_steps is not None:
+        store(trial, planned_steps=planned_steps)
+        trial.set_user_attr("training_config", {"orpo": {"beta": 0.1}})
+    curves.write(spec.study_name, trial.number, [*points, *train_points])
+    study.tell(trial, [1.0, 1.0])
+    return trial.number
+
+
+def test_a_first_decision_reads_only_each_peers_rung_steps_and_finds_the_vectors_a_full_read_does(write_fast_study):
+    spec = load_study_spec(_study_file(write_fast_study, rungs=[0.25, 0.5]))
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    with CurveStore(spec.storage) as curves:
+        planned = {
+            # 8 steps, evaluated every 2: rung 0.25 is step 2, rung 0.5 step 4
+            _peer(study, spec, curves, 8, [p for step in range(0, 9, 2) for p in _eval_points(step, 9 - step, step)]): 8,
+            # 20 steps, evaluated at 0, 8, 12, 16: rung 0.25 (step 5) is its evaluation at 8, rung 0.5 at 12
+            _peer(study, spec, curves, 20, [p for step in (0, 8, 12, 16) for p in _eval_points(step, 20 - step, 1)]): 20,
+            # its evaluation at rung 0.5's step has one of the three metrics: no vector there, not the next one's
+            _peer(study, spec, curves, 20, [*_eval_points(8, 3.0, 2.0), *_eval_points(12, 2.0, 0, ["logps/rejected"]),
+                                            *_eval_points(16, 1.0, 3.0)]): 20,
+            # no schedule stored: a fraction rung has no step
+            _peer(study, spec, curves, None, _eval_points(4, 1.0, 1.0)): None,
+        }
+        read = []
+        points = curves.points
+
+        def recording_points(*args, **kwargs):
+            found = points(*args, **kwargs)
+            read.extend(found)
+            return found
+
+        curves.points = recording_points
+        own = study.ask()
+        peers = PeerRungs(spec, curves)
+        every_point = curves_by_trial(points(spec.study_name))
+
+        def objective(eval_metrics, train_metrics):
+            return spec.objective_values(eval_metrics, train_metrics, 0.1)
+
+        for rung, expected in ((0.25, [[7.0, 2.0], [12.0, 1.0], [3.0, 2.0]]), (0.5, [[5.0, 4.0], [8.0, 1.0]])):
+            full = [vector_at_rung(every_point[number], rung, steps, objective) for number, steps in planned.items()]
+            assert [vector for _, vector in filter(None, full)] == expected
+            assert peers.vectors(study, rung, own.number, 0.1) == expected
+        assert {step for _, _, _, step, _ in read} == {2, 4, 8, 12}  # each peer's points at rung steps, no others
+        assert peers.trials_read == [number for number, steps in planned.items() if steps is None]  # read again
+
+
+def test_peers_training_metrics_at_a_rung_are_read_where_an_objective_needs_them(write_fast_study):
+    path = write_fast_study(objectives=[{"name": "eval_nll_loss", "direction": "minimize"},
+                                        {"name": "train_nll_loss", "direction": "minimize"}],
+                            pruner={"name": "dominated", "rungs": [0.5], "min_peers": 2})
+    spec = load_study_spec(path)
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    with CurveStore(spec.storage) as curves:
+        train = [CurvePoint(step, "train", "nll_loss", 10.0 - step) for step in (1, 3, 5)]
+        _peer(study, spec, curves, 8, [*_eval_points(2, 4.0, 0), *_eval_points(4, 3.0, 0)], train)
+        own = study.ask()
+        # rung 0.5 of 8 steps: the evaluation at step 4, the training loss last logged before it (step 3)
+        assert PeerRungs(spec, curves).vectors(study, 0.5, own.number, 0.1) == [[3.0, 7.0]]
 
 
 @pytest.mark.parametrize(
