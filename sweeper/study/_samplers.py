@@ -24,6 +24,10 @@ SAMPLER_OPTIONS: dict[str, dict[str, type]] = {
 }
 # GPSampler learnt multi-objective optimisation (log EHVI) in Optuna 4.4.
 _GP_MULTI_OBJECTIVE_SINCE = (4, 4)
+# The GP sampler fits every completed trial: its memory grows with their square and its time with their cube (2
+# cores: 11 s a suggestion at 1,000 trials; at 10,000 over 20 GB and no suggestion in 7 minutes). Past this many a
+# worker stops asking it (sweep/_worker.py) unless the study file sets `max_trials`.
+GP_MAX_TRIALS = 2000
 
 
 class SamplerSpec(BaseModel):
@@ -35,10 +39,20 @@ class SamplerSpec(BaseModel):
     )
     seed: int | None = Field(0, description="Same study file + seed = same suggestions; null draws a fresh seed.")
     options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the Optuna sampler.")
+    max_trials: StrictInt | None = Field(
+        None, description=f"gp only: the most completed trials a worker asks it to suggest from (default "
+        f"{GP_MAX_TRIALS}); past them the worker stops, naming the fix. Its cost grows with the cube of the trials."
+    )
 
     @model_validator(mode="after")
     def _known_options(self) -> SamplerSpec:
         check_sampler_options(self.name, self.options)
+        if self.max_trials is not None and self.name != "gp":
+            raise ValueError(f"max_trials: only the gp sampler takes it, not {self.name}. Fix: remove max_trials")
+        if self.name == "gp":
+            self.max_trials = GP_MAX_TRIALS if self.max_trials is None else self.max_trials
+            if self.max_trials < 1:
+                raise ValueError(f"max_trials: {self.max_trials!r} must be a whole number >= 1, e.g. {GP_MAX_TRIALS}")
         build_sampler(self, n_objectives=1)  # surfaces Optuna's own checks (e.g. population_size < 2) on reading
         return self
 
