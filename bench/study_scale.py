@@ -207,6 +207,10 @@ def _delete(url: str) -> dict:
     with Storage.for_reading(url) as storage:
         optuna.delete_study(study_name=STUDY, storage=storage.optuna)
         storage.curves.delete_study(STUDY)
+        if storage.engine.dialect.name == "postgresql":
+            # the deleted rows stay on disk as dead tuples until a vacuum: 1.7 GB after a few runs at 10,000 trials
+            with storage.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.exec_driver_sql("VACUUM")
     return {}
 
 
