@@ -135,7 +135,8 @@ class CurveStore:
         return [
             {"study_name": study_name, "trial_number": number, "split": split, "metric": metric, "step": step,
              "value": value}
-            for number, split, metric, step, value in self.points(study_name, trial_number, split, metrics, trial_numbers)
+            for number, split, metric, step, value in self.points(
+                study_name, trial_number, split, metrics, trial_numbers)
         ]
 
     def points(
@@ -186,7 +187,8 @@ class CurveStore:
         chunks = [numbers[i:i + _NUMBERS_PER_QUERY] for i in range(0, len(numbers), _NUMBERS_PER_QUERY)]
         queries = []
         for chunk in chunks:
-            query = select(*selected).where(*conditions, *([] if chunk == [None] else [columns.trial_number.in_(chunk)]))
+            named = [] if chunk == [None] else [columns.trial_number.in_(chunk)]
+            query = select(*selected).where(*conditions, *named)
             queries.append((query.distinct() if distinct else query).order_by(*order))
 
         def read_rows() -> list[tuple]:

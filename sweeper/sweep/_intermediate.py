@@ -29,6 +29,7 @@ PEER_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 WORST_REPORTED = 1e15
 Decision = RungDecision | PromotionDecision | MultiMetricDecision
 RUNG_FIELDS = ("training_config", "planned_steps")  # what a peer's vector at a rung needs of its record
+MAX_STEPS_SELECTED = 1000  # rung steps named in one read; beside 5,000 trial numbers, well under SQLite's 32,766
 
 
 class PeerRungs:
@@ -85,10 +86,11 @@ class PeerRungs:
         if not wanted:
             return []
         # each trial's points at any trial's rung step: its own rung step is still the first at or after its
-        # threshold among them (vector_at_rung finds it again)
+        # threshold among them (vector_at_rung finds it again). So many distinct steps (trials of many evaluation
+        # cadences) would overflow a statement's variables: then every step of those trials.
         return self.curves.points(self.spec.study_name, split=EVAL, metrics=metrics,
                                   trial_numbers=[number for number, found in at_rungs.items() if found],
-                                  steps=sorted(wanted))
+                                  steps=sorted(wanted) if len(wanted) <= MAX_STEPS_SELECTED else None)
 
     def _at_rungs(
         self, record: TrialRecord, curve, own_beta: float

@@ -15,6 +15,7 @@ from sweeper.metrics import CurvePoint
 from sweeper.storage import CurveStore, TrialRecord, open_storage, store
 from sweeper.study import load_study_spec
 from sweeper.sweep import ProgressLine, open_study, run_worker, trials_toward_target
+from sweeper.sweep import _intermediate as intermediate
 from sweeper.sweep._intermediate import IntermediateEvaluations, PeerRungs
 from sweeper.sweep._pruning import (
     curves_by_trial, decide, decide_promotion, dominates, pareto_order, rung_step, rung_threshold, vector_at_rung,
@@ -279,15 +280,22 @@ def _peer(study, spec, curves, planned_steps, points, train_points=()):
     return trial.number
 
 
-def test_a_first_decision_reads_only_each_peers_rung_steps_and_finds_the_vectors_a_full_read_does(write_fast_study):
+@pytest.mark.parametrize("steps_selected", [None, 1], ids=["rung-steps", "too-many-steps"])
+def test_a_first_decision_reads_only_each_peers_rung_steps_and_finds_the_vectors_a_full_read_does(
+    write_fast_study, monkeypatch, steps_selected
+):
+    if steps_selected is not None:  # more distinct rung steps than one read names: every step of those peers
+        monkeypatch.setattr(intermediate, "MAX_STEPS_SELECTED", steps_selected)
     spec = load_study_spec(_study_file(write_fast_study, rungs=[0.25, 0.5]))
     study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
     with CurveStore(spec.storage) as curves:
         planned = {
             # 8 steps, evaluated every 2: rung 0.25 is step 2, rung 0.5 step 4
-            _peer(study, spec, curves, 8, [p for step in range(0, 9, 2) for p in _eval_points(step, 9 - step, step)]): 8,
+            _peer(study, spec, curves, 8, [p for step in range(0, 9, 2) for p in _eval_points(step, 9 - step, step)]):
+                8,
             # 20 steps, evaluated at 0, 8, 12, 16: rung 0.25 (step 5) is its evaluation at 8, rung 0.5 at 12
-            _peer(study, spec, curves, 20, [p for step in (0, 8, 12, 16) for p in _eval_points(step, 20 - step, 1)]): 20,
+            _peer(study, spec, curves, 20, [p for step in (0, 8, 12, 16) for p in _eval_points(step, 20 - step, 1)]):
+                20,
             # its evaluation at rung 0.5's step has one of the three metrics: no vector there, not the next one's
             _peer(study, spec, curves, 20, [*_eval_points(8, 3.0, 2.0), *_eval_points(12, 2.0, 0, ["logps/rejected"]),
                                             *_eval_points(16, 1.0, 3.0)]): 20,
@@ -314,7 +322,9 @@ def test_a_first_decision_reads_only_each_peers_rung_steps_and_finds_the_vectors
             full = [vector_at_rung(every_point[number], rung, steps, objective) for number, steps in planned.items()]
             assert [vector for _, vector in filter(None, full)] == expected
             assert peers.vectors(study, rung, own.number, 0.1) == expected
-        assert {step for _, _, _, step, _ in read} == {2, 4, 8, 12}  # each peer's points at rung steps, no others
+        # each peer's points at rung steps, no others
+        every_step = {0, 2, 4, 6, 8, 12, 16}
+        assert {step for _, _, _, step, _ in read} == ({2, 4, 8, 12} if steps_selected is None else every_step)
         assert peers.trials_read == [number for number, steps in planned.items() if steps is None]  # read again
 
 
