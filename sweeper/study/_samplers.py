@@ -25,8 +25,9 @@ SAMPLER_OPTIONS: dict[str, dict[str, type]] = {
 # GPSampler learnt multi-objective optimisation (log EHVI) in Optuna 4.4.
 _GP_MULTI_OBJECTIVE_SINCE = (4, 4)
 # The GP sampler fits every completed trial: its memory grows with their square and its time with their cube (2
-# cores: 11 s a suggestion at 1,000 trials; at 10,000 over 20 GB and no suggestion in 7 minutes). Past this many a
-# worker stops asking it (sweep/_worker.py) unless the study file sets `max_trials`.
+# cores: a suggestion 11 s at 1,000 trials, 60 s at 2,000, 205-261 s and 2.8 GB at 3,000; at 10,000 over 20 GB and
+# none in 7 minutes). Past this many a worker stops asking it (sweep/_worker.py) unless the study file sets
+# `max_trials`.
 GP_MAX_TRIALS = 2000
 
 
