@@ -8,8 +8,8 @@ trained first, about a minute, and its 50 user attributes and 360 curve points a
 10 minutes at 10,000 trials), built once in a temporary SQLite file, or an existing one with `--study` (a SQLite
 file and the study's name, e.g. one a run of this script kept with `--keep`). The decision: the `dominated` pruner
 at rung 0.25, objectives eval_nll_loss and eval_odds_ratio_loss (the stored curves hold both), made by a worker
-whose trial cache already holds the study (its sampler read it first) and whose collector has frozen it, as a
-worker's first decision reads every finished peer; then one more, which reads nothing new (what each later rung of
+whose trial cache already holds the study (its sampler read it first; a trial's training and its full collections
+since), as a worker's first decision reads every finished peer; then one more, which reads nothing new (what each later rung of
 a trial pays). With `--checkouts` each round runs once per checkout in a fresh process, the order alternating; the
 digests must agree.
 """
@@ -20,14 +20,13 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _spread import spread  # noqa: E402
+from _checkouts import compared, measure_alternating  # noqa: E402  (bench/, this script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 PRUNER = ("objectives: [{name: eval_nll_loss}, {name: eval_odds_ratio_loss}]\n"
@@ -52,11 +51,12 @@ def measure(database: Path, study_name: str) -> dict:
         study_file.write_text(study_file.read_text().replace(
             "objectives: [{name: eval_nll_loss}, {name: eval_logp_margin}]", PRUNER))
         spec = load_study_spec(study_file)
+    gc.collect()  # as a worker does before its first trial: what was imported is out of the collector's sight
+    gc.freeze()
     with Storage.for_reading(url) as storage:
         study = optuna.load_study(study_name=study_name, storage=storage.optuna)
         own_number = len(study.get_trials(deepcopy=False))  # the trial cache, as a worker's sampler filled it
-        gc.collect()
-        gc.freeze()
+        gc.collect()  # a trial has trained since that read, and its full collections aged the cache
         peers = PeerRungs(spec, storage.curves)
         figures = {}
         for label in ("first", "later"):
@@ -93,27 +93,12 @@ def main() -> None:
                                       bulk=study_scale._real_trial(real))
         print(f"# built {args.size} trials of a real trial's size: {database} {study_name}", flush=True)
     print(f"# bench/pruning_decision.py: {database} ({study_name}); CPU s of a worker's first and a later decision")
-    results: dict[Path, list[dict]] = {checkout: [] for checkout in args.checkouts}
-    for index in range(args.rounds):
-        for checkout in args.checkouts if index % 2 == 0 else args.checkouts[::-1]:
-            run = subprocess.run(
-                [sys.executable, __file__, "--measure", str(database), study_name], capture_output=True, text=True,
-                env={**os.environ, "PYTHONPATH": str(checkout.resolve())}, check=True,
-            )
-            row = json.loads(run.stdout.splitlines()[-1])
-            results[checkout].append(row)
-            print(f"round {index + 1} {checkout}: first {row['first_s']:.3f} s, later {row['later_s']:.3f} s, "
-                  f"{row['peers']} peers, digest {row['digest']}", flush=True)
-    first = args.checkouts[0]
-    for checkout, rows in results.items():
-        line = (f"{checkout}: first {spread([row['first_s'] for row in rows])} s, "
-                f"later {spread([row['later_s'] for row in rows])} s")
-        if checkout != first:
-            ratios = [row["first_s"] / base["first_s"] for row, base in zip(rows, results[first])]
-            same = all(row["digest"] == base["digest"] for row, base in zip(rows, results[first]))
-            line += f"; first / {first}: {spread(ratios)}; same vectors: {same}"
-        print(line)
-
+    results = measure_alternating(
+        __file__, ["--measure", str(database), study_name], args.checkouts, args.rounds,
+        lambda row: f"first {row['first_s']:.3f} s, later {row['later_s']:.3f} s, {row['peers']} peers, "
+                    f"digest {row['digest']}",
+    )
+    print("\n".join(compared(results, ["first_s", "later_s"], 3, "same vectors")))
 
 if __name__ == "__main__":
     main()

@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _spread import spread  # noqa: E402
+from _checkouts import compared, measure_alternating  # noqa: E402  (bench/, this script's folder)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,25 +48,11 @@ def main() -> None:
         print(json.dumps(measure(args.trials)))
         return
     print(f"# bench/spearman_table.py: {args.trials} trials, 8 columns x 4 targets; CPU s per round")
-    results: dict[Path, list[dict]] = {checkout: [] for checkout in args.checkouts}
-    for index in range(args.rounds):
-        for checkout in args.checkouts if index % 2 == 0 else args.checkouts[::-1]:
-            run = subprocess.run(
-                [sys.executable, __file__, "--measure", "--trials", str(args.trials)], capture_output=True, text=True,
-                env={**os.environ, "PYTHONPATH": str(checkout.resolve())}, check=True,
-            )
-            results[checkout].append(json.loads(run.stdout))
-            print(f"round {index + 1} {checkout}: {results[checkout][-1]['cpu_s']:.2f} s, "
-                  f"digest {results[checkout][-1]['digest']}", flush=True)
-    first = args.checkouts[0]
-    for checkout, rows in results.items():
-        line = f"{checkout}: {spread([row['cpu_s'] for row in rows], 2)} s"
-        if checkout != first:
-            ratios = [row["cpu_s"] / base["cpu_s"] for row, base in zip(rows, results[first])]
-            same = all(row["digest"] == base["digest"] for row, base in zip(rows, results[first]))
-            line += f"; / {first}: {spread(ratios, 3)}; same table: {same}"
-        print(line)
-
+    results = measure_alternating(
+        __file__, ["--measure", "--trials", str(args.trials)], args.checkouts, args.rounds,
+        lambda row: f"{row['cpu_s']:.2f} s, digest {row['digest']}",
+    )
+    print("\n".join(compared(results, ["cpu_s"], 2, "same table")))
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ from ._record import (
     stored_failure_reason,
 )
 from ._replicates import REPLICATES_SUFFIX, replicates_study_name
-from ._trial_record import TrialRecord, store
+from ._trial_record import TrialRecord, store, stored_fields
 from ._retry import STORAGE_RETRY_S, StorageFailure, call_with_retries, storage_failures_explained
 from ._reachable import check_storage_reachable
 from ._stop_points import defer_stop
@@ -44,6 +44,7 @@ __all__ = [
     "Storage",
     "TrialRecord",
     "store",
+    "stored_fields",
     "TrialSlotLock",
     "CURVES_TABLE",
     "CurvePointRow",

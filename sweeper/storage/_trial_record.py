@@ -58,15 +58,9 @@ class TrialRecord:
     repeats_trial: int | None = None  # a refused repeat: the trial whose parameters it drew again
 
     @classmethod
-    def of(cls, trial: Any, only: tuple[str, ...] | None = None) -> TrialRecord:
-        """The record of a stored trial (a FrozenTrial, a live Trial, or anything with `user_attrs`). `only`: these
-        fields alone, the others None and `metrics` empty (for a reader of thousands of trials: a whole record
-        walks every attribute, 0.4 s of a pruning decision's 10,000 peers)."""
+    def of(cls, trial: Any) -> TrialRecord:
+        """The record of a stored trial (a FrozenTrial, a live Trial, or anything with `user_attrs`)."""
         attrs = trial.user_attrs
-        if only is not None:
-            if not _FIELD_SET.issuperset(only):
-                raise TypeError(f"not fields of TrialRecord: {', '.join(sorted(set(only) - _FIELD_SET))}")
-            return cls(**{name: attrs.get(name) for name in only})
         known = {name: attrs.get(name) for name in _FIELDS}
         metrics = {key: value for key, value in attrs.items() if key.startswith(METRIC_PREFIXES) and key not in _FIELDS}
         return cls(**known, metrics=metrics)
@@ -79,6 +73,16 @@ class TrialRecord:
 
 _FIELDS = tuple(item.name for item in fields(TrialRecord) if item.name != "metrics")
 _FIELD_SET = frozenset(_FIELDS)
+
+
+def stored_fields(trial: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
+    """The named fields of a trial's record, None where it has not stored one, without building the record: for a
+    reader of thousands of trials (a whole record walks every attribute: 0.4 s of a pruning decision's 10,000
+    peers; a record of two fields still 0.07 s)."""
+    if not _FIELD_SET.issuperset(names):
+        raise TypeError(f"not fields of TrialRecord: {', '.join(sorted(set(names) - _FIELD_SET))}")
+    attrs = trial.user_attrs
+    return tuple(attrs.get(name) for name in names)
 
 
 def store(trial: HasUserAttrs, **values: Any) -> None:

@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 from .._vendor.multi_metric_pruner import MultiMetricPruner, MultiMetricPrunerTrial
 from .._vendor.multi_metric_pruner._pruner import _USER_ATTR_KEY as MULTI_METRIC_VALUES
 from ..metrics import EVAL, TRAIN, CurvePoint, curve_points, split_of_log
-from ..storage import CurveStore, StoredPoint, TrialRecord, store
+from ..storage import CurveStore, StoredPoint, store, stored_fields
 from ..study import StudySpec
 from ._pruning import (
     MultiMetricDecision, PromotionDecision, RungDecision, curves_by_trial, decide, decide_promotion, rung_step,
@@ -51,36 +51,36 @@ class PeerRungs:
         """The vectors at `rung` of the peers that reached it; `own_beta` stands in for a peer that stored no
         config (such a peer is read again at every decision: its vector depends on who asks)."""
         peers = [t for t in study.get_trials(deepcopy=False, states=PEER_STATES) if t.number != own_number]
-        unread = {t.number: TrialRecord.of(t, only=RUNG_FIELDS) for t in peers if t.number not in self._finished}
+        unread = {t.number: stored_fields(t, RUNG_FIELDS) for t in peers if t.number not in self._finished}
         self.trials_read = list(unread)
         fresh = curves_by_trial(self._points(unread)) if unread else {}
         vectors = []
         for trial in peers:
             at_rungs = self._finished.get(trial.number)
             if at_rungs is None:
-                record = unread[trial.number]
-                at_rungs = self._at_rungs(record, fresh.get(trial.number), own_beta)
-                if trial.state.is_finished() and record.training_config is not None:
+                config, planned_steps = unread[trial.number]
+                at_rungs = self._at_rungs(config, planned_steps, fresh.get(trial.number), own_beta)
+                if trial.state.is_finished() and config is not None:
                     self._finished[trial.number] = at_rungs
             if at_rungs.get(rung) is not None:
                 vectors.append(at_rungs[rung])
         return vectors
 
-    def _points(self, records: dict[int, TrialRecord]) -> list[StoredPoint]:
-        """The stored points the vectors of these trials at every rung need: only the metrics the objectives read
+    def _points(self, fields: dict[int, tuple]) -> list[StoredPoint]:
+        """The stored points the vectors of these trials (trial number -> its RUNG_FIELDS) at every rung need: only the metrics the objectives read
         (a curve holds 12 per split at every logged step), and, where they read validation metrics only, only the
         points at each trial's rung steps (found first from the steps alone: at 10,000 trials reading every
         validation point of two metrics took half of a first decision)."""
         eval_needed, train_needed = self.spec.metrics_needed()
         metrics = sorted(eval_needed | train_needed)
         if train_needed:  # a training metric at a rung is the latest logged before it: the whole curves
-            return self.curves.points(self.spec.study_name, metrics=metrics, trial_numbers=list(records))
-        steps = self.curves.steps_by_trial(self.spec.study_name, EVAL, metrics, list(records))
+            return self.curves.points(self.spec.study_name, metrics=metrics, trial_numbers=list(fields))
+        steps = self.curves.steps_by_trial(self.spec.study_name, EVAL, metrics, list(fields))
         at_rungs = {
-            number: {rung_step(steps[number], rung_threshold(rung, record.planned_steps or 0))
+            number: {rung_step(steps[number], rung_threshold(rung, planned_steps or 0))
                      for rung in self.spec.pruner.rungs
-                     if record.planned_steps is not None or not isinstance(rung, float)} - {None}
-            for number, record in records.items() if number in steps
+                     if planned_steps is not None or not isinstance(rung, float)} - {None}
+            for number, (_, planned_steps) in fields.items() if number in steps
         }
         wanted = set().union(*at_rungs.values())
         if not wanted:
@@ -93,16 +93,16 @@ class PeerRungs:
                                   steps=sorted(wanted) if len(wanted) <= MAX_STEPS_SELECTED else None)
 
     def _at_rungs(
-        self, record: TrialRecord, curve, own_beta: float
+        self, config: dict | None, planned_steps: int | None, curve, own_beta: float
     ) -> dict[float | int, list[float | None] | None]:
         if curve is None:
             return {}
-        beta = (record.training_config or {}).get("orpo", {}).get("beta", own_beta)
+        beta = (config or {}).get("orpo", {}).get("beta", own_beta)
 
         def objective(eval_metrics, train_metrics):
             return self.spec.objective_values(eval_metrics, train_metrics, beta)
 
-        found = {rung: vector_at_rung(curve, rung, record.planned_steps, objective) for rung in self.spec.pruner.rungs}
+        found = {rung: vector_at_rung(curve, rung, planned_steps, objective) for rung in self.spec.pruner.rungs}
         return {rung: None if value is None else value[1] for rung, value in found.items()}
 
 

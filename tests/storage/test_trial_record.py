@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from sweeper.storage import TrialRecord, store
+from sweeper.storage import TrialRecord, store, stored_fields
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -35,6 +35,17 @@ def test_a_name_outside_the_schema_is_refused_before_anything_is_stored():
     with pytest.raises(TypeError, match="must start with train_ or eval_ and not be a field's: train_rows"):
         store(trial, metrics={"train_rows": 3})
     assert study.trials[0].user_attrs == {}
+
+
+def test_stored_fields_are_the_records_fields_without_the_record():
+    study = optuna.create_study()
+    trial = study.ask()
+    store(trial, planned_steps=144, training_config={"orpo": {"beta": 0.1}})
+    frozen = study.trials[0]
+    assert stored_fields(frozen, ("training_config", "planned_steps", "runtime_s")) == (
+        TrialRecord.of(frozen).training_config, 144, None)
+    with pytest.raises(TypeError, match="not fields of TrialRecord: planned_step"):
+        stored_fields(frozen, ("planned_step",))
 
 
 def test_a_record_gives_the_attributes_it_stores_for_a_queued_trial():
