@@ -67,10 +67,10 @@ class PeerRungs:
         return vectors
 
     def _points(self, fields: dict[int, tuple]) -> list[StoredPoint]:
-        """The stored points the vectors of these trials (trial number -> its RUNG_FIELDS) at every rung need: only the metrics the objectives read
-        (a curve holds 12 per split at every logged step), and, where they read validation metrics only, only the
-        points at each trial's rung steps (found first from the steps alone: at 10,000 trials reading every
-        validation point of two metrics took half of a first decision)."""
+        """The stored points the vectors of these trials (trial number -> its RUNG_FIELDS) at every rung need: only
+        the metrics the objectives read (a curve holds 12 per split at every logged step), and, where they read
+        validation metrics only, only the points at each trial's rung steps (found first from the steps alone: at
+        10,000 trials reading every validation point of two metrics took half of a first decision)."""
         eval_needed, train_needed = self.spec.metrics_needed()
         metrics = sorted(eval_needed | train_needed)
         if train_needed:  # a training metric at a rung is the latest logged before it: the whole curves
