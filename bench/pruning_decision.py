@@ -4,14 +4,14 @@ digest of the peers' vectors it compared, to compare two checkouts side by side.
     .venv/bin/python bench/pruning_decision.py [--size 10000] [--rounds 3] [--checkouts DIR DIR] [--study DB NAME]
 
 The study: `--size` trials of a real trial's size (bench/study_scale.py --real-trial-size: a real default trial is
-trained first, about a minute, and its 50 user attributes and 360 curve points are stored with every trial; about
-10 minutes at 10,000 trials), built once in a temporary SQLite file, or an existing one with `--study` (a SQLite
-file and the study's name, e.g. one a run of this script kept with `--keep`). The decision: the `dominated` pruner
-at rung 0.25, objectives eval_nll_loss and eval_odds_ratio_loss (the stored curves hold both), made by a worker
-whose trial cache already holds the study (its sampler read it first; a trial's training and its full collections
-since), as a worker's first decision reads every finished peer; then one more, which reads nothing new (what each later rung of
-a trial pays). With `--checkouts` each round runs once per checkout in a fresh process, the order alternating; the
-digests must agree.
+trained first, about a minute, and its 50 user attributes and 360 curve points are stored with every trial; about 10
+minutes at 10,000 trials), built once in a temporary SQLite file, or an existing one with `--study` (a SQLite file
+and the study's name, e.g. one a run of this script kept with `--keep`). The decision: the `dominated` pruner at
+rung 0.25, objectives eval_nll_loss and eval_odds_ratio_loss (the stored curves hold both), made by a worker whose
+trial cache already holds the study (its sampler read it first; a trial's training and its full collections since),
+as a worker's first decision reads every finished peer; then one more, which reads nothing new (what each later rung
+of a trial pays). With `--checkouts` each round runs once per checkout in a fresh process, the order alternating;
+the digests must agree.
 """
 
 from __future__ import annotations
