@@ -8,7 +8,7 @@ its fields and `record_trial_result` puts a trial's outcome into it.
 """
 
 from ._curves import CURVES_TABLE, CurvePointRow, CurveStore, StoredPoint, create_curves_table
-from ._rdb import beating_trials, open_storage, reading_storage
+from ._rdb import beating_trials, open_storage, reading_storage, time_silent_trials
 from ._slot_lock import TrialSlotLock
 from ._handle import Storage
 from ._optuna_internals import (
@@ -45,6 +45,7 @@ __all__ = [
     "TrialRecord",
     "store",
     "stored_fields",
+    "time_silent_trials",
     "TrialSlotLock",
     "CURVES_TABLE",
     "CurvePointRow",

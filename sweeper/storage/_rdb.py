@@ -108,6 +108,23 @@ def beating_trials(study: optuna.Study) -> list[int]:
     return sorted(running[trial_id] for trial_id in beating)
 
 
+def time_silent_trials(study: optuna.Study) -> list[int]:
+    """Give each RUNNING trial that never beat a heartbeat now (the database's clock), so that Optuna's stale check
+    fails it one grace period later unless its worker beats by then; returns their numbers. Every trial sweeper
+    runs beats from its first moment, so one without a heartbeat is one whose worker died before the first beat or
+    whose first beat failed (a full disk, a database away): it would otherwise stay RUNNING, counted toward the
+    target and never run again. A live worker's next beat takes the row over (a beat that meets it is retried)."""
+    rdb = rdb_storage(study)
+    if rdb.get_heartbeat_interval() is None:
+        return []
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    beating = set(beating_trials(study)) if running else set()
+    silent = [trial for trial in running if trial.number not in beating]
+    for trial in silent:
+        rdb.record_heartbeat(trial_id(trial))  # RetryingRDBStorage's: a failure is logged, never raised
+    return [trial.number for trial in silent]
+
+
 def _check_heartbeat_settings(heartbeat_interval_s: int | None, grace_period_s: int | None, max_retry: int) -> None:
     if heartbeat_interval_s is not None and heartbeat_interval_s < 1:
         raise ConfigError(f"heartbeat_interval_s={heartbeat_interval_s}: use a whole number of seconds >= 1, or None")

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from ..metrics import INTERRUPTED
 from ..storage import (
-    RETRIED_FROM, RETRY_HISTORY, Storage, TrialRecord, TrialSlotLock, beating_trials,
+    RETRIED_FROM, RETRY_HISTORY, Storage, TrialRecord, TrialSlotLock, beating_trials, time_silent_trials,
 )
 from ..config import build_training_config
 from ..study import StudySpec, beta_scaled_warnings
@@ -64,7 +64,9 @@ def target_reached(study: optuna.Study, spec: StudySpec) -> bool:
 
 
 def requeue_dead_workers_trials(study: optuna.Study) -> None:
-    """Fail each RUNNING trial whose heartbeat is older than the grace period (its worker died) and queue a copy."""
+    """Fail each RUNNING trial whose heartbeat is older than the grace period (its worker died) and queue a copy. A
+    RUNNING trial that never beat starts its grace period now (`time_silent_trials`)."""
+    time_silent_trials(study)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)

@@ -11,7 +11,7 @@ import sqlalchemy
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from sweeper.storage import CURVES_TABLE, Storage, open_storage
+from sweeper.storage import CURVES_TABLE, Storage, beating_trials, open_storage, time_silent_trials
 
 
 def test_open_storage_creates_optunas_tables_and_the_curves_store_its_table(storage_url):
@@ -90,6 +90,42 @@ def test_trial_of_a_dead_worker_is_failed_and_requeued_with_its_params(storage_u
     assert resumed.number == retry.number
     assert resumed.suggest_float("learning_rate", 1e-5, 1e-3, log=True) == pytest.approx(3e-4)
     study.tell(resumed, 1.0)
+    storage.engine.dispose()
+
+
+def test_a_trial_that_never_beat_gets_a_grace_period_then_is_failed_and_requeued(storage_url, unique_name):
+    storage = open_storage(storage_url, heartbeat_interval_s=1, grace_period_s=2)
+    study = optuna.create_study(study_name=unique_name, storage=storage)
+    # Its worker's first beat never landed (a full disk), and the worker is gone: no heartbeat row at all.
+    silent = storage.create_new_trial(study._study_id)
+    storage.set_trial_param(silent, "learning_rate", 3e-4, FloatDistribution(1e-5, 1e-3, log=True))
+    beating = storage.create_new_trial(study._study_id)
+    storage.record_heartbeat(beating)
+    assert beating_trials(study) == [1]
+    started = time.monotonic()
+    assert time_silent_trials(study) == [0]  # its grace period starts now
+    assert beating_trials(study) == [0, 1] and time_silent_trials(study) == []
+
+    deadline = time.monotonic() + 15
+    while storage.get_trial(silent).state == TrialState.RUNNING:
+        assert time.monotonic() < deadline, "the trial that never beat was never failed"
+        time.sleep(0.1)
+        storage.record_heartbeat(beating)  # a live worker's trial: never failed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    assert time.monotonic() - started > 1.5  # not failed within its grace period (2 s)
+    failed, alive, retry = optuna.load_study(study_name=unique_name, storage=storage).trials
+    assert (failed.state, alive.state, retry.state) == (TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
+    assert retry.params == {"learning_rate": 3e-4} and retry.system_attrs["failed_trial"] == failed.number
+    storage.engine.dispose()
+
+
+def test_without_heartbeats_no_trial_is_timed(storage_url, unique_name):
+    storage = open_storage(storage_url, heartbeat_interval_s=None)
+    study = optuna.create_study(study_name=unique_name, storage=storage)
+    storage.create_new_trial(study._study_id)
+    assert time_silent_trials(study) == [] and beating_trials(study) == []
     storage.engine.dispose()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import optuna
 import pytest
@@ -13,7 +14,7 @@ from sweeper.config import ConfigError
 from sweeper.metrics import ORPO_METRICS
 from sweeper.storage import open_storage
 from sweeper.study import load_study_spec
-from sweeper.sweep import open_study, run_worker, status_rows
+from sweeper.sweep import HeartbeatSettings, open_study, run_worker, status_rows
 
 # FAST_TRIAL in tests/conftest.py: 8 steps, logged every 2, evaluated every 4 (and before training).
 TRAIN_STEPS = [2, 4, 6, 8]
@@ -215,3 +216,19 @@ def test_a_stop_signal_lost_during_a_trial_stops_it_at_its_next_step_as_interrup
     trial, copy = optuna.load_study(study_name=spec.study_name, storage=spec.storage).get_trials()
     assert trial.state == TrialState.FAIL and trial.user_attrs["failure_reason"] == "interrupted"
     assert copy.state == TrialState.WAITING and copy.params == trial.params  # SIGTERM: queued again, as always
+
+
+@pytest.mark.integration
+def test_a_trial_whose_first_heartbeat_never_landed_is_failed_and_run_again(write_fast_study):
+    # its worker's first beat failed (a full disk) and the worker stopped: RUNNING, no heartbeat row, counted toward
+    # the target; a resumed sweep used to find the target reached, wait for nothing and stop one trial short
+    spec = load_study_spec(write_fast_study(n_trials=1))
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=1, grace_period_s=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Optuna: heartbeats are meant for Study.optimize
+        silent = study.ask()
+    spec.space.suggest(silent)
+    run_worker(spec, heartbeat=HeartbeatSettings(interval_s=1, grace_s=2), show_progress=False)
+    failed, rerun = study.get_trials(deepcopy=False)
+    assert (failed.state, rerun.state) == (TrialState.FAIL, TrialState.COMPLETE)
+    assert rerun.params == failed.params and rerun.system_attrs["failed_trial"] == failed.number
