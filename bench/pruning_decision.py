@@ -100,5 +100,6 @@ def main() -> None:
     )
     print("\n".join(compared(results, ["first_s", "later_s"], 3, "same vectors")))
 
+
 if __name__ == "__main__":
     main()

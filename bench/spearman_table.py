@@ -54,5 +54,6 @@ def main() -> None:
     )
     print("\n".join(compared(results, ["cpu_s"], 2, "same table")))
 
+
 if __name__ == "__main__":
     main()

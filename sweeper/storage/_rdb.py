@@ -118,7 +118,7 @@ def time_silent_trials(study: optuna.Study) -> list[int]:
     if rdb.get_heartbeat_interval() is None:
         return []
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    beating = set(beating_trials(study)) if running else set()
+    beating = set(beating_trials(study))
     silent = [trial for trial in running if trial.number not in beating]
     for trial in silent:
         rdb.record_heartbeat(trial_id(trial))  # RetryingRDBStorage's: a failure is logged, never raised

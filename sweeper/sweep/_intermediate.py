@@ -16,8 +16,8 @@ from ..metrics import EVAL, TRAIN, CurvePoint, curve_points, split_of_log
 from ..storage import CurveStore, StoredPoint, store, stored_fields
 from ..study import StudySpec
 from ._pruning import (
-    MultiMetricDecision, PromotionDecision, RungDecision, curves_by_trial, decide, decide_promotion, rung_step,
-    rung_threshold, vector_at_rung,
+    MultiMetricDecision, PromotionDecision, RungDecision, curves_by_trial, decide, decide_promotion, rung_threshold,
+    step_at_rung, vector_at_rung,
 )
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,7 @@ class PeerRungs:
             return self.curves.points(self.spec.study_name, metrics=metrics, trial_numbers=list(fields))
         steps = self.curves.steps_by_trial(self.spec.study_name, EVAL, metrics, list(fields))
         at_rungs = {
-            number: {rung_step(steps[number], rung_threshold(rung, planned_steps or 0))
-                     for rung in self.spec.pruner.rungs
-                     if planned_steps is not None or not isinstance(rung, float)} - {None}
+            number: {step_at_rung(steps[number], rung, planned_steps) for rung in self.spec.pruner.rungs} - {None}
             for number, (_, planned_steps) in fields.items() if number in steps
         }
         wanted = set().union(*at_rungs.values())

@@ -46,6 +46,14 @@ def rung_step(eval_steps: Iterable[int], threshold: int) -> int | None:
     return min((step for step in eval_steps if step >= threshold), default=None)
 
 
+def step_at_rung(eval_steps: Iterable[int], rung: float | int, planned_steps: int | None) -> int | None:
+    """The step of a trial's evaluation at `rung`, or None where it has none yet or cannot place a fraction rung
+    (no planned steps stored)."""
+    if planned_steps is None and isinstance(rung, float):
+        return None
+    return rung_step(eval_steps, rung_threshold(rung, planned_steps or 0))
+
+
 def _as_minimized(vector: Vector, directions: Sequence[str]) -> list[float]:
     values = []
     for value, direction in zip(vector, directions, strict=True):
@@ -214,9 +222,7 @@ def vector_at_rung(
     curve: _TrialCurve, rung: float | int, planned_steps: int | None, objective: ObjectiveFunction
 ) -> tuple[int, list[float | None]] | None:
     """(step, objective vector) of a trial at a rung, or None where it has not reached the rung or lacks a metric."""
-    if planned_steps is None and isinstance(rung, float):
-        return None
-    step = rung_step(curve.eval_by_step, rung_threshold(rung, planned_steps or 0))
+    step = step_at_rung(curve.eval_by_step, rung, planned_steps)
     if step is None:
         return None
     eval_metrics = curve.eval_metrics(step)
