@@ -6,8 +6,9 @@ floor under the first TPE suggestion at 10,000 real-size trials (issue 17's 1 s 
 STUDY.db: a SQLite file of real-size trials, e.g. one `bench/pruning_decision.py --keep FILE` built (50 user
 attributes per trial, 35 of them final train_/eval_ metrics). Every way decodes every user attribute of every trial
 of the file into one dict per trial, in CPU seconds, the ways alternating within each round:
-  rows        what sweeper's column read does (`_trial_details`): 500 trial ids per query, rows in row-id order,
-              the texts decoded with one json.loads per chunk (`json_values`), a dict entry set per row
+  rows        the queries and decoding of sweeper's column read (`_trial_details`) in plain sqlite3, without
+              SQLAlchemy: 500 trial ids per query, rows in row-id order, the texts decoded by `json_values`, a
+              dict entry set per row
   aggregated  the same trials, each trial's attributes concatenated into one JSON object by SQLite
               (group_concat of json_quote(key) || ':' || value_json), one text per trial to decode
   merged      a copy of the attributes with a trial's 35 final metrics stored as one attribute holding a dict
@@ -29,33 +30,40 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _spread import spread  # noqa: E402  (bench/, this script's folder)
 
-CHUNK = 500  # trial ids per query, as sweeper's read (sweeper/storage/_optuna_internals.py ID_CHUNK)
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's sweeper, whichever one the environment installed
+from sweeper.storage._optuna_internals import ID_CHUNK, json_values  # noqa: E402  (what sweeper's read uses)
+
 METRIC_PREFIXES = ("train_", "eval_")  # sweeper/storage/_trial_record.py
 MERGED_KEY = "final_metrics"
 
 
+def chunks(trial_ids: list[int]):
+    """The trial ids by ID_CHUNK, each with its `?` placeholders, as sweeper's read asks for them."""
+    for start in range(0, len(trial_ids), ID_CHUNK):
+        chunk = trial_ids[start:start + ID_CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def read_rows(connection: sqlite3.Connection, table: str, row_id: str, trial_ids: list[int]) -> dict[int, dict]:
     found: dict[int, dict] = {}
-    for start in range(0, len(trial_ids), CHUNK):
-        chunk = trial_ids[start:start + CHUNK]
+    for chunk, marks in chunks(trial_ids):
         rows = connection.execute(
-            f"SELECT key, value_json, trial_id FROM {table} WHERE trial_id IN ({','.join('?' * len(chunk))}) "
-            f"ORDER BY {row_id}", chunk).fetchall()
-        values = json.loads("[" + ",".join(row[1] for row in rows) + "]")
-        for (key, _, owner), value in zip(rows, values):
+            f"SELECT key, value_json, trial_id FROM {table} WHERE trial_id IN ({marks}) ORDER BY {row_id}", chunk
+        ).fetchall()
+        for (key, _, owner), value in zip(rows, json_values([row[1] for row in rows])):
             found.setdefault(owner, {})[key] = value
     return found
 
 
 def read_aggregated(connection: sqlite3.Connection, trial_ids: list[int]) -> dict[int, dict]:
     found: dict[int, dict] = {}
-    for start in range(0, len(trial_ids), CHUNK):
-        chunk = trial_ids[start:start + CHUNK]
+    for chunk, marks in chunks(trial_ids):
         rows = connection.execute(
             "SELECT trial_id, '{' || group_concat(json_quote(key) || ':' || value_json, ',') || '}' FROM "
-            f"(SELECT trial_id, key, value_json FROM trial_user_attributes WHERE trial_id IN "
-            f"({','.join('?' * len(chunk))}) ORDER BY trial_user_attribute_id) GROUP BY trial_id", chunk).fetchall()
-        for (owner, _), value in zip(rows, json.loads("[" + ",".join(row[1] for row in rows) + "]")):
+            f"(SELECT trial_id, key, value_json FROM trial_user_attributes WHERE trial_id IN ({marks}) "
+            "ORDER BY trial_user_attribute_id) GROUP BY trial_id", chunk).fetchall()
+        for (owner, _), value in zip(rows, json_values([row[1] for row in rows])):
             found[owner] = value
     return found
 
