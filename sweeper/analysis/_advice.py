@@ -18,7 +18,7 @@ import numpy as np
 
 from ._claims import CLAIMS
 from ._data import GAP, OVERFIT, TRAIN_LOSS, UNDERFIT, Advice
-from ._shapes import MAX_SURROGATE_TRIALS, POSTERIOR_DRAWS, ParameterAxis, fit_surrogate, scaled_features
+from ._shapes import POSTERIOR_DRAWS, ParameterAxis, SurrogateFits, scaled_features, surrogate_rows
 
 CANDIDATES = 9
 
@@ -40,6 +40,7 @@ def advise(
     objectives: Mapping[str, bool],
     numbers: Sequence[int],
     seed: int = 0,
+    fits: SurrogateFits | None = None,
 ) -> list[Advice]:
     """`rows[i]` holds trial `numbers[i]`'s parameter values; `targets[name][number]` its value of each target
     (GAP, TRAIN_LOSS and the objectives, `objectives[name]` True when maximised)."""
@@ -47,14 +48,14 @@ def advise(
         return []
     raw = np.array([[row[axis.name] for axis in axes] for row in rows], dtype=float)
     scaled, unscale = scaled_features(raw, axes)
+    fits = fits or SurrogateFits()
     models = {}
     for name, values in targets.items():
         usable = [index for index, number in enumerate(numbers) if number in values]
-        if len(usable) > MAX_SURROGATE_TRIALS:  # as in _shapes.py: a GP fit grows with the cube of its points
-            usable = sorted(np.random.default_rng(seed).choice(usable, MAX_SURROGATE_TRIALS, replace=False))
+        usable = [usable[row] for row in surrogate_rows(len(usable), seed)]  # a GP fit grows with their cube
         ys = np.array([values[numbers[index]] for index in usable], dtype=float)
         if len(usable) >= 8 and np.ptp(ys) > 0:
-            models[name] = fit_surrogate(scaled[usable], ys, seed)
+            models[name] = fits.fit(scaled[usable], ys, seed)
     generator = np.random.default_rng(seed)
     advice = []
     for index, number in enumerate(numbers):

@@ -52,7 +52,7 @@ from ._importance import MAX_FANOVA_TRIALS, importances_for
 from ._pareto import hypervolume_history
 from ._seed_spread import metric_values, seed_spread
 from ._interactions import PairInteraction
-from ._shapes import OPTIMUM_INSIDE, EffectShape, ParameterAxis, shapes_and_interactions
+from ._shapes import OPTIMUM_INSIDE, EffectShape, ParameterAxis, SurrogateFits, shapes_and_interactions
 
 
 @contextlib.contextmanager
@@ -143,11 +143,12 @@ def analyze_study(
             analysis.importances += importances_for(complete, values, target, maximize, searched, seed=seed)
 
         correlations = _correlations(completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
+        fits = SurrogateFits()  # a target's surrogate serves its effect shapes and the advice
         with _one_blas_thread():
             effects, interactions = _effect_shapes(
-                completed_rows, parameters, targets, names, directions, spread.pooled_sd, seed
+                completed_rows, parameters, targets, names, directions, spread.pooled_sd, seed, fits
             )
-            advice = _advice(completed_rows, parameters, targets, names, directions, seed)
+            advice = _advice(completed_rows, parameters, targets, names, directions, seed, fits)
         varied = {c.parameter for c in correlations if _varies(completed_rows, c.parameter)}
         claims = judge_claims({(c.parameter, c.target): c for c in correlations}, varied, spread.pooled_sd.get(GAP))
         _judge_each_side(claims, effects, completed_rows, parameters, targets, spread.pooled_sd, n_bootstrap, seed)
@@ -345,6 +346,7 @@ def _effect_shapes(
     directions: Sequence[str],
     pooled_sd: Mapping[str, float | None],
     seed: int,
+    fits: SurrogateFits | None = None,
 ) -> tuple[list[EffectShape], list[PairInteraction]]:
     """Partial-dependence shapes of every numeric, varied parameter for each target (see _shapes.py), and the
     pairwise interactions from the same surrogates. Losses and the gap are better low; each objective in its own
@@ -357,12 +359,14 @@ def _effect_shapes(
     batch_axes = [*other_axes, ParameterAxis(EFFECTIVE_BATCH_SIZE, log_scale=True)]
     shapes, interactions = [], []
     for target, by_trial in targets.items():
-        found_shapes, found_interactions = _surrogate_shapes(rows, axes, target, by_trial, maximize, pooled_sd, seed)
+        found_shapes, found_interactions = _surrogate_shapes(
+            rows, axes, target, by_trial, maximize, pooled_sd, seed, fits=fits
+        )
         shapes += found_shapes
         interactions += found_interactions
         if len(other_axes) < len(axes):  # a batch factor was swept
             batch_shapes, _ = _surrogate_shapes(
-                rows, batch_axes, target, by_trial, maximize, pooled_sd, seed, interactions=False
+                rows, batch_axes, target, by_trial, maximize, pooled_sd, seed, interactions=False, fits=fits
             )
             shapes += [shape for shape in batch_shapes if shape.parameter == EFFECTIVE_BATCH_SIZE]
     return shapes, interactions
@@ -371,7 +375,7 @@ def _effect_shapes(
 _BATCH_FACTORS = ("per_device_train_batch_size", "gradient_accumulation_steps")
 
 
-def _surrogate_shapes(rows, axes, target, by_trial, maximize, pooled_sd, seed, interactions: bool = True):
+def _surrogate_shapes(rows, axes, target, by_trial, maximize, pooled_sd, seed, interactions: bool = True, fits=None):
     """shapes_and_interactions of one target over the trials that have it and every parameter of `axes`."""
     usable = [
         row for row in rows
@@ -387,6 +391,7 @@ def _surrogate_shapes(rows, axes, target, by_trial, maximize, pooled_sd, seed, i
         pooled_sd,
         seed,
         interactions=interactions,
+        fits=fits,
     )
 
 
@@ -417,6 +422,7 @@ def _advice(
     names: Sequence[str],
     directions: Sequence[str],
     seed: int,
+    fits: SurrogateFits | None = None,
 ) -> list[Advice]:
     """For each overfit or underfit trial, the one-parameter move the surrogates predict helps most (_advice.py)."""
     axes = _numeric_axes(rows, parameters)
@@ -433,6 +439,7 @@ def _advice(
         {name: direction == "maximize" for name, direction in zip(names, directions, strict=True)},
         [row.number for row in usable],
         seed,
+        fits,
     )
 
 

@@ -91,6 +91,29 @@ def fit_surrogate(features: np.ndarray, target: np.ndarray, seed: int):
     return model
 
 
+def surrogate_rows(count: int, seed: int) -> np.ndarray:
+    """Which of `count` trials a surrogate is fitted on, in their order: all, or MAX_SURROGATE_TRIALS drawn with
+    `seed`. The effect shapes and the advice draw the same ones, so they can share a target's surrogate."""
+    if count <= MAX_SURROGATE_TRIALS:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, MAX_SURROGATE_TRIALS, replace=False))
+
+
+class SurrogateFits:
+    """The surrogates of one analysis, each fitted once. The effect shapes and the advice fit the same target on
+    the same trials, and a fit (its hyperparameters optimised from several starts) is most of their time. Keyed by
+    the exact inputs, so a shared surrogate is the very one each would have fitted itself."""
+
+    def __init__(self) -> None:
+        self._fitted: dict[tuple, object] = {}
+
+    def fit(self, features: np.ndarray, target: np.ndarray, seed: int):
+        key = (features.shape, features.tobytes(), target.tobytes(), seed)
+        if key not in self._fitted:
+            self._fitted[key] = fit_surrogate(features, target, seed)
+        return self._fitted[key]
+
+
 def scaled_features(raw: np.ndarray, axes: Sequence[ParameterAxis]):
     """The features the surrogate sees (each parameter on [0, 1], log-scale ones in log10), and the map from a
     scaled value of column `c` back to parameter units: `unscale(value, c)`."""
@@ -163,10 +186,12 @@ def shapes_and_interactions(
     noise_sd: Mapping[str, float | None] | None = None,
     seed: int = 0,
     interactions: bool = True,
+    fits: SurrogateFits | None = None,
 ) -> tuple[list[EffectShape], list[PairInteraction]]:
     """`effect_shapes`, and the pairwise interactions (`_interactions.py`) read off the same surrogate per target
-    (none when `interactions` is False)."""
+    (none when `interactions` is False). `fits`: the analysis's surrogates, shared with its advice."""
     noise_sd = noise_sd or {}
+    fits = fits or SurrogateFits()
     features_raw = np.column_stack([np.asarray(values[axis.name], dtype=float) for axis in axes])
     transformed = np.column_stack(
         [_transform(features_raw[:, index], axis.log_scale) for index, axis in enumerate(axes)]
@@ -183,10 +208,8 @@ def shapes_and_interactions(
         target_values = np.asarray(ys, dtype=float)
         if len(target_values) < MIN_TRIALS or np.ptp(target_values) == 0:
             continue
-        fitted = np.arange(len(target_values))
-        if len(fitted) > MAX_SURROGATE_TRIALS:
-            fitted = np.random.default_rng(seed).choice(len(fitted), MAX_SURROGATE_TRIALS, replace=False)
-        model = fit_surrogate(scaled[fitted], target_values[fitted], seed)
+        fitted = surrogate_rows(len(target_values), seed)
+        model = fits.fit(scaled[fitted], target_values[fitted], seed)
         tolerance = max(noise_sd.get(target) or 0.0, RELATIVE_TOLERANCE * float(np.ptp(target_values)))
         if interactions:
             pairs += pair_interactions(model, scaled, [axis.name for axis in axes], unscale, target, tolerance, seed)

@@ -137,3 +137,47 @@ def test_the_effective_batch_size_gets_its_own_shape(tmp_path):
     shape = next(e for e in analysis.effects if (e.parameter, e.target) == ("effective_batch_size", GAP))
     assert shape.shape == DECREASING and shape.change < -0.2
     assert shape.grid[0] == pytest.approx(4) and shape.grid[-1] == pytest.approx(32) and shape.log_scale
+
+
+def test_the_advice_takes_each_targets_surrogate_from_the_effect_shapes(known_study, monkeypatch):
+    """A GP fit is most of the shapes' and the advice's time, and the advice fits the same targets on the same
+    trials: each surrogate is fitted once per analysis, and the advice is the one surrogates of its own give."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    from sweeper.analysis import _analyze
+
+    fitted = []
+    real_fit = GaussianProcessRegressor.fit
+
+    def recorded_fit(self, features, target):
+        fitted.append((features.tobytes(), np.asarray(target).tobytes()))
+        return real_fit(self, features, target)
+
+    monkeypatch.setattr(GaussianProcessRegressor, "fit", recorded_fit)
+    analysis = analyze_study(*known_study)
+    assert analysis.advice and analysis.effects
+    assert len(set(fitted)) == len(fitted), f"{len(fitted) - len(set(fitted))} surrogates fitted twice"
+
+    names = [objective.name for objective in analysis.objectives]
+    own = _analyze._advice(
+        analysis.completed, analysis.parameters, _analyze._targets(analysis.completed, names), names,
+        [objective.direction for objective in analysis.objectives], seed=0,
+    )
+    assert own == analysis.advice
+
+
+def test_surrogates_are_fitted_on_the_same_trials_by_whoever_asks():
+    from sweeper.analysis._shapes import MAX_SURROGATE_TRIALS, SurrogateFits, surrogate_rows
+
+    assert list(surrogate_rows(40, seed=0)) == list(range(40))
+    drawn = surrogate_rows(MAX_SURROGATE_TRIALS + 500, seed=3)
+    assert len(set(drawn)) == MAX_SURROGATE_TRIALS and list(drawn) == sorted(drawn)
+    assert list(drawn) == list(surrogate_rows(MAX_SURROGATE_TRIALS + 500, seed=3))
+
+    rng = np.random.default_rng(0)
+    features, target = rng.random((12, 2)), rng.random(12)
+    fits = SurrogateFits()
+    model = fits.fit(features, target, seed=0)
+    assert fits.fit(features.copy(), target.copy(), seed=0) is model  # equal inputs: the same surrogate
+    assert fits.fit(features, target + 1.0, seed=0) is not model
+    assert fits.fit(features, target, seed=1) is not model
