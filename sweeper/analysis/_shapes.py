@@ -78,13 +78,12 @@ def _untransform(values: np.ndarray, log_scale: bool) -> np.ndarray:
 def fit_surrogate(features: np.ndarray, target: np.ndarray, seed: int):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.gaussian_process import GaussianProcessRegressor
-    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
-    dims = features.shape[1]
-    kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(np.full(dims, 0.5), (0.05, 20.0)) + WhiteKernel(
-        0.1, (1e-6, 1.0)
+    from ._ard_kernel import surrogate_kernel
+
+    model = GaussianProcessRegressor(
+        surrogate_kernel(features.shape[1]), normalize_y=True, n_restarts_optimizer=3, random_state=seed
     )
-    model = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=3, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(features, target)

@@ -181,3 +181,40 @@ def test_surrogates_are_fitted_on_the_same_trials_by_whoever_asks():
     assert fits.fit(features.copy(), target.copy(), seed=0) is model  # equal inputs: the same surrogate
     assert fits.fit(features, target + 1.0, seed=0) is not model
     assert fits.fit(features, target, seed=1) is not model
+
+
+def test_the_surrogates_kernel_gives_scikit_learns_numbers_bit_for_bit():
+    """ArdKernel computes the gradient a fit asks at every step in one array, from squared differences kept for the
+    fit; the same floating-point operations as scikit-learn's own kernel, so the same fit to the last bit."""
+    import warnings
+
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    from sweeper.analysis._ard_kernel import surrogate_kernel
+    from sweeper.analysis._shapes import fit_surrogate
+
+    rng = np.random.default_rng(5)
+    features = rng.random((60, 4))
+    target = np.sin(3 * features[:, 0]) + (features[:, 1] - 0.5) ** 2 + rng.normal(0.0, 0.1, 60)
+    def scikit_learns_kernel():
+        return ConstantKernel(1.0, (1e-3, 1e3)) * RBF(np.full(4, 0.5), (0.05, 20.0)) + WhiteKernel(0.1, (1e-6, 1.0))
+
+    ours, theirs = surrogate_kernel(4), scikit_learns_kernel()
+    for kernel in (ours, theirs):
+        kernel.theta = np.log([2.0, 0.3, 0.7, 4.0, 1.5, 0.05])
+    for mine, scikit_learns in zip(ours(features, eval_gradient=True), theirs(features, eval_gradient=True)):
+        assert mine.shape == scikit_learns.shape and np.array_equal(mine, scikit_learns)
+
+    fitted = fit_surrogate(features, target, seed=2)
+    assert "_differences" in fitted.kernel_.__dict__  # the fit took the kernel's own gradient
+    reference = GaussianProcessRegressor(scikit_learns_kernel(), normalize_y=True, n_restarts_optimizer=3,
+                                         random_state=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference.fit(features, target)
+    assert np.array_equal(fitted.kernel_.theta, reference.kernel_.theta)
+    assert np.array_equal(fitted.alpha_, reference.alpha_) and np.array_equal(fitted.L_, reference.L_)
+    points = rng.random((9, 4))
+    for mine, scikit_learns in zip(fitted.predict(points, return_cov=True), reference.predict(points, return_cov=True)):
+        assert np.array_equal(mine, scikit_learns)
