@@ -38,7 +38,7 @@ from sweeper.analysis import (
     spearman_with_ci,
 )
 from sweeper.analysis import _analyze
-from sweeper.analysis._correlation import _CHUNK, spearman_table
+from sweeper.analysis._correlation import spearman_table
 from sweeper.analysis._importance import importances_for
 from sweeper.cli import main
 from sweeper.config import ConfigError
@@ -248,10 +248,9 @@ def test_spearman_resamples_ranked_by_counts_equal_resamples_ranked_afresh():
         y = rng.integers(0, 5, n).astype(float) if tied else x + rng.normal(size=n)
         draws = np.random.default_rng(7)
         rhos = []
-        for start in range(0, 300, _CHUNK):
-            for picks in draws.integers(0, n, size=(min(_CHUNK, 300 - start), n)):
-                a, b = x[picks], y[picks]
-                rhos.append(np.nan if np.ptp(a) == 0 or np.ptp(b) == 0 else stats.spearmanr(a, b).statistic)
+        for picks in draws.integers(0, n, size=(300, n)):  # one stream, however the bootstrap chunks it
+            a, b = x[picks], y[picks]
+            rhos.append(np.nan if np.ptp(a) == 0 or np.ptp(b) == 0 else stats.spearmanr(a, b).statistic)
         expected = np.nanpercentile(rhos, [2.5, 97.5])
         rho, low, high = spearman_with_ci(x, y, n_bootstrap=300, seed=7)
         assert rho == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
@@ -263,6 +262,20 @@ def test_spearman_resamples_ranked_by_counts_equal_resamples_ranked_afresh():
     for (column, target), found in table.items():
         assert found == spearman_with_ci(columns[column], targets[target], n_bootstrap=200, seed=2)
     assert table[("constant", "t")] == (None, None, None)
+
+
+def test_the_bootstrap_table_is_the_same_whatever_its_chunk_of_resamples(monkeypatch):
+    from sweeper.analysis import _correlation
+
+    assert _correlation.resamples_per_chunk(10_000) == 12 and _correlation.resamples_per_chunk(20) == 64
+    rng = np.random.default_rng(9)
+    columns = {"a": rng.normal(size=301), "b": rng.choice([1.0, 2.0, 4.0], 301)}
+    targets = {"t": columns["a"] + rng.normal(size=301)}
+    tables = []
+    for draws in (1, 3_000, 10_000_000):  # chunks of 8, 9 and 64 resamples of 301 trials
+        monkeypatch.setattr(_correlation, "CHUNK_DRAWS", draws)
+        tables.append(spearman_table(columns, targets, n_bootstrap=150, seed=4))
+    assert tables[0] == tables[1] == tables[2]
 
 
 @pytest.mark.integration
