@@ -47,7 +47,8 @@ def advise(
     if not axes or len(numbers) < 8:
         return []
     raw = np.array([[row[axis.name] for axis in axes] for row in rows], dtype=float)
-    scaled, unscale = scaled_features(raw, axes)
+    features = scaled_features(raw, axes)
+    scaled = features.values
     fits = fits or SurrogateFits()
     models = {}
     for name, values in targets.items():
@@ -94,7 +95,7 @@ def advise(
         best = clear[np.argmin(mean[clear])]
         column, value = moves[best]
         axis = axes[column]
-        suggested = unscale(value, column)
+        suggested = features.unscale(value, column)
         current = float(raw[index, column])
         low = float(np.quantile(target_changes[:, best], 0.05))
         predicted = {}

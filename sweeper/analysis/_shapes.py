@@ -113,17 +113,29 @@ class SurrogateFits:
         return self._fitted[key]
 
 
-def scaled_features(raw: np.ndarray, axes: Sequence[ParameterAxis]):
-    """The features the surrogate sees (each parameter on [0, 1], log-scale ones in log10), and the map from a
-    scaled value of column `c` back to parameter units: `unscale(value, c)`."""
+@dataclass(frozen=True)
+class ScaledFeatures:
+    """The features a surrogate sees: `values`, each parameter on [0, 1] (log-scale ones in log10 first); per column
+    its transformed minimum `low`, range `span` (1 for a constant column) and whether it `varies`."""
+
+    values: np.ndarray
+    low: np.ndarray
+    span: np.ndarray
+    varies: np.ndarray
+    axes: tuple[ParameterAxis, ...]
+
+    def unscale(self, value: float, column: int) -> float:
+        """A scaled value of column `column` back in the parameter's own units."""
+        return float(_untransform(self.low[column] + value * self.span[column], self.axes[column].log_scale))
+
+
+def scaled_features(raw: np.ndarray, axes: Sequence[ParameterAxis]) -> ScaledFeatures:
+    """`raw[:, c]` holds parameter `axes[c]`'s values. The effect shapes and the advice scale by this one rule, so
+    a target's surrogate fitted for one serves the other (SurrogateFits keys on the scaled values)."""
     transformed = np.column_stack([_transform(raw[:, index], axis.log_scale) for index, axis in enumerate(axes)])
     low, high = transformed.min(axis=0), transformed.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
-
-    def unscale(value: float, column: int) -> float:
-        return float(_untransform(low[column] + value * span[column], axes[column].log_scale))
-
-    return (transformed - low) / span, unscale
+    return ScaledFeatures((transformed - low) / span, low, span, high > low, tuple(axes))
 
 
 def _partial_dependence_draws(model, features: np.ndarray, column: int, grid: np.ndarray, draws: int, seed: int):
@@ -191,17 +203,8 @@ def shapes_and_interactions(
     (none when `interactions` is False). `fits`: the analysis's surrogates, shared with its advice."""
     noise_sd = noise_sd or {}
     fits = fits or SurrogateFits()
-    features_raw = np.column_stack([np.asarray(values[axis.name], dtype=float) for axis in axes])
-    transformed = np.column_stack(
-        [_transform(features_raw[:, index], axis.log_scale) for index, axis in enumerate(axes)]
-    )
-    low, high = transformed.min(axis=0), transformed.max(axis=0)
-    span = np.where(high > low, high - low, 1.0)
-    scaled = (transformed - low) / span  # the kernel sees every parameter on [0, 1]
-
-    def unscale(value: float, column: int) -> float:
-        return float(_untransform(low[column] + value * span[column], axes[column].log_scale))
-
+    features = scaled_features(np.column_stack([np.asarray(values[axis.name], dtype=float) for axis in axes]), axes)
+    scaled, low, span = features.values, features.low, features.span  # the kernel sees every parameter on [0, 1]
     shapes, pairs = [], []
     for target, ys in targets.items():
         target_values = np.asarray(ys, dtype=float)
@@ -211,9 +214,11 @@ def shapes_and_interactions(
         model = fits.fit(scaled[fitted], target_values[fitted], seed)
         tolerance = max(noise_sd.get(target) or 0.0, RELATIVE_TOLERANCE * float(np.ptp(target_values)))
         if interactions:
-            pairs += pair_interactions(model, scaled, [axis.name for axis in axes], unscale, target, tolerance, seed)
+            pairs += pair_interactions(
+                model, scaled, [axis.name for axis in axes], features.unscale, target, tolerance, seed
+            )
         for index, axis in enumerate(axes):
-            if high[index] == low[index]:
+            if not features.varies[index]:
                 continue
             grid_scaled = np.linspace(0.0, 1.0, GRID_POINTS)
             draws, pd_mean = _partial_dependence_draws(model, scaled, index, grid_scaled, POSTERIOR_DRAWS, seed)

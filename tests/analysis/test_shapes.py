@@ -197,6 +197,7 @@ def test_the_surrogates_kernel_gives_scikit_learns_numbers_bit_for_bit():
     rng = np.random.default_rng(5)
     features = rng.random((60, 4))
     target = np.sin(3 * features[:, 0]) + (features[:, 1] - 0.5) ** 2 + rng.normal(0.0, 0.1, 60)
+
     def scikit_learns_kernel():
         return ConstantKernel(1.0, (1e-3, 1e3)) * RBF(np.full(4, 0.5), (0.05, 20.0)) + WhiteKernel(0.1, (1e-6, 1.0))
 
