@@ -1,11 +1,17 @@
 """The report: one self-contained HTML file of plotly figures (plotly.js inline, so it opens offline) and HTML
-tables."""
+tables. The page's text and tables show at once; each figure is drawn in a task of its own, those on screen first,
+so a large study's report is readable while its lower figures are still drawing."""
 
 from __future__ import annotations
 
 import html
+import json
 from collections import Counter
 from pathlib import Path
+
+import plotly.graph_objects as go
+from plotly.io.json import to_json_plotly
+from plotly.offline import get_plotlyjs
 
 from ..analysis import StudyAnalysis, what_we_learned
 from . import _figures
@@ -108,24 +114,85 @@ def _facts(analysis: StudyAnalysis) -> str:
             f'<table class="facts">{cells}</table>' + (f'<ul class="notes">{notes}</ul>' if notes else ""))
 
 
+_FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
+_DEFAULT_HEIGHT = 450  # plotly's own, for a figure that sets none
+
+# Before the figures: each registers a function that draws it. Once the page is parsed (plotly.js comes last, so the
+# text shows before it is even read), one figure is drawn per task: first those within a screen of the view (so
+# scrolling draws what comes into view next), then, after the load event, the rest in page order; all of them before
+# printing. The performance marks say when the figures near the first view and all of them were drawn.
+_DRAW_SCRIPT = """<script>window.PlotlyConfig = {MathJaxConfig: 'local'};
+window.sweeperFigure = (function () {
+  var pending = [], near = {}, seen = false, loaded = false, scheduled = false, nearDrawn = false, observer = null;
+  function mark(name) { if (window.performance && performance.mark) { performance.mark(name); } }
+  function draw(entry) {
+    pending.splice(pending.indexOf(entry), 1);
+    if (observer) { observer.unobserve(document.getElementById(entry.id)); }
+    entry.draw();
+  }
+  function markDrawn() {
+    if (seen && !nearDrawn && !pending.some(function (entry) { return near[entry.id]; })) {
+      nearDrawn = true;
+      mark('sweeper-figures-near');
+    }
+    if (pending.length === 0 && document.documentElement.getAttribute('data-figures-drawn') !== 'all') {
+      mark('sweeper-figures-all');
+      document.documentElement.setAttribute('data-figures-drawn', 'all');
+      document.dispatchEvent(new Event('sweeper-figures-drawn'));
+    }
+  }
+  function step() {
+    scheduled = false;
+    var next = pending.filter(function (entry) { return near[entry.id]; })[0] || (loaded ? pending[0] : null);
+    if (next) { draw(next); }
+    markDrawn();
+    if (next && pending.length) { schedule(); }
+  }
+  function schedule() { if (!scheduled) { scheduled = true; setTimeout(step, 0); } }
+  document.addEventListener('DOMContentLoaded', function () {
+    if ('IntersectionObserver' in window) {
+      observer = new IntersectionObserver(function (entries) {
+        entries.forEach(function (entry) { near[entry.target.id] = entry.isIntersecting; });
+        seen = true;
+        schedule();
+      }, {rootMargin: '100% 0px'});
+      pending.forEach(function (entry) { observer.observe(document.getElementById(entry.id)); });
+    } else {
+      seen = true;
+      pending.forEach(function (entry) { near[entry.id] = true; });
+      schedule();
+    }
+  });
+  window.addEventListener('load', function () { loaded = true; schedule(); });
+  window.addEventListener('beforeprint', function () { while (pending.length) { draw(pending[0]); } markDrawn(); });
+  return function (id, drawFigure) { pending.push({id: id, draw: drawFigure}); };
+})();
+</script>"""
+
+
+def _figure_div(figure: go.Figure, div_id: str) -> str:
+    """The figure's div, sized as plotly sizes it, and the call that draws it, handed to the page's scheduler."""
+    spec = figure.to_dict()
+    layout = spec.get("layout", {})
+    height = layout.get("height", layout.get("template", {}).get("layout", {}).get("height", _DEFAULT_HEIGHT))
+    call = (f'Plotly.newPlot("{div_id}", {to_json_plotly(spec.get("data", []))}, {to_json_plotly(layout)}, '
+            f"{json.dumps(_FIGURE_CONFIG)})")
+    return (f'<div id="{div_id}" class="plotly-graph-div" style="height:{height}px; width:100%;"></div>'
+            f'<script>sweeperFigure("{div_id}", function () {{ return {call}; }});</script>')
+
+
 def render_report(analysis: StudyAnalysis) -> str:
-    """The whole report as one HTML string. plotly.js is inlined once, with the first figure."""
+    """The whole report as one HTML string, plotly.js inlined once at its end."""
     parts = []
-    plotly_included = False
     for index, (build, title, how) in enumerate(SECTIONS):
         shown = build(analysis)
-        if isinstance(shown, Table):
-            div = shown.to_html(f"figure-{index}")
-        else:
-            div = shown.to_html(full_html=False, include_plotlyjs=not plotly_included, div_id=f"figure-{index}",
-                                config={"displaylogo": False, "responsive": True})
-            plotly_included = True
+        div = shown.to_html(f"figure-{index}") if isinstance(shown, Table) else _figure_div(shown, f"figure-{index}")
         parts.append(f'<section><h2>{html.escape(title)}</h2><p class="how">{html.escape(how)}</p>{div}</section>')
     name = html.escape(analysis.study_name)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sweeper report: {name}</title>'
-        f"<style>{_STYLE}{TABLE_STYLE}</style></head><body><h1>Study {name}</h1>{_facts(analysis)}{''.join(parts)}"
-        "</body></html>\n"
+        f"<style>{_STYLE}{TABLE_STYLE}</style>{_DRAW_SCRIPT}</head><body><h1>Study {name}</h1>{_facts(analysis)}"
+        f"{''.join(parts)}<script>{get_plotlyjs()}</script></body></html>\n"
     )
 
 

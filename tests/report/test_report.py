@@ -19,7 +19,7 @@ from sweeper.report import SECTIONS, render_report, write_report
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 # Runs in the page before plotly: records console errors and uncaught exceptions, then, once everything has
-# loaded, which plot divs hold a drawn figure (and which table divs a table). Results land on <html> attributes,
+# loaded and the report has drawn its figures, which plot divs hold a drawn figure (and which table divs a table). Results land on <html> attributes,
 # which --dump-dom prints.
 PROBE = """<script>
 (function () {
@@ -35,7 +35,11 @@ PROBE = """<script>
   };
   window.addEventListener('error', function (event) { record(event.message || 'resource failed to load'); }, true);
   window.addEventListener('unhandledrejection', function (event) { record('unhandled rejection: ' + event.reason); });
-  window.addEventListener('load', function () {
+  var whenDrawn = function (then) {  // the report draws its figures one per task, after its text
+    if (document.documentElement.getAttribute('data-figures-drawn') === 'all') { then(); }
+    else { document.addEventListener('sweeper-figures-drawn', then); }
+  };
+  window.addEventListener('load', function () { whenDrawn(function () {
     setTimeout(function () {
       // the figures (plotly) and the tables (HTML), in the page's order
       var plots = Array.prototype.slice.call(document.querySelectorAll('.js-plotly-plot, div.table'));
@@ -49,7 +53,7 @@ PROBE = """<script>
       document.documentElement.setAttribute('data-drawn', drawn.map(function (div) { return div.id; }).join(','));
       document.documentElement.setAttribute('data-errors', JSON.stringify(errors));
     }, 1000);
-  });
+  }); });
 })();
 </script>"""
 
@@ -64,11 +68,11 @@ def _chromium() -> str:
     pytest.skip(message)
 
 
-def _run_chromium(*arguments: str) -> subprocess.CompletedProcess:
+def _run_chromium(*arguments: str, window: str = "1280,4200") -> subprocess.CompletedProcess:
     command = [
         _chromium(), "--headless", "--no-sandbox", "--disable-dev-shm-usage",
         "--enable-unsafe-swiftshader",  # parallel coordinates draw with WebGL: software rendering, on purpose
-        "--enable-logging=stderr", "--v=0", "--window-size=1280,4200", "--virtual-time-budget=20000", *arguments,
+        "--enable-logging=stderr", "--v=0", f"--window-size={window}", "--virtual-time-budget=20000", *arguments,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=150)
 
@@ -97,6 +101,45 @@ def test_every_figure_renders_in_headless_chromium_without_console_errors(report
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert screenshot.stat().st_size > 100_000  # a blank page of this size compresses to a few kB
     print(f"screenshot: {screenshot}")
+
+
+# Records which figures had been drawn when the report marked those near the first view drawn, and when the load
+# event came; --dump-dom prints them.
+ORDER_PROBE = """<script>
+(function () {
+  var drawnIds = function () {
+    return Array.prototype.slice.call(document.querySelectorAll('.js-plotly-plot'))
+      .filter(function (div) { return div.querySelector('.main-svg') !== null; })
+      .map(function (div) { return div.id; }).join(',');
+  };
+  new PerformanceObserver(function (list) {
+    list.getEntries().forEach(function (entry) {
+      document.documentElement.setAttribute('data-' + entry.name, drawnIds());
+    });
+  }).observe({entryTypes: ['mark']});
+  window.addEventListener('load', function () {
+    document.documentElement.setAttribute('data-at-load', drawnIds());
+  });
+})();
+</script>"""
+
+
+def test_the_figures_on_screen_are_drawn_first_and_the_rest_after_the_page_has_loaded(report_path, tmp_path):
+    """On a screen-sized window the report draws the figures within a screen of the view first, and the others one
+    at a time after the load event: the page's text never waits for the figures below it."""
+    probed = tmp_path / "order.html"
+    probed.write_text(report_path.read_text(encoding="utf-8").replace("<head>", "<head>" + ORDER_PROBE, 1),
+                      encoding="utf-8")
+    run = _run_chromium("--dump-dom", probed.as_uri(), window="1280,900")
+    assert run.returncode == 0, run.stderr[-2000:]
+    root = re.search(r"<html[^>]*>", run.stdout).group(0)
+    marks = dict(re.findall(r'data-(sweeper-figures-near|sweeper-figures-all|at-load)="([^"]*)"', root))
+    figures = [f"figure-{i}" for i, (build, _, _) in enumerate(SECTIONS) if f'sweeperFigure("figure-{i}"' in
+               report_path.read_text(encoding="utf-8")]
+    near = marks["sweeper-figures-near"].split(",")
+    assert near and near == figures[:len(near)] and len(near) < len(figures) // 2, marks  # the top ones only
+    assert set(marks["at-load"].split(",")) - {""} <= set(near)  # nothing below them before the load event
+    assert marks["sweeper-figures-all"].split(",") == figures
 
 
 def _probed(page: str, tmp_path) -> dict[str, str]:
