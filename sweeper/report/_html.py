@@ -128,7 +128,7 @@ window.sweeperFigure = (function () {
   function draw(entry) {
     pending.splice(pending.indexOf(entry), 1);
     if (observer) { observer.unobserve(document.getElementById(entry.id)); }
-    entry.draw();
+    try { entry.draw(); } catch (error) { console.error(error); }  // one figure's failure stops no other
   }
   function markDrawn() {
     if (seen && !nearDrawn && !pending.some(function (entry) { return near[entry.id]; })) {

@@ -126,16 +126,20 @@ ORDER_PROBE = """<script>
 
 def test_the_figures_on_screen_are_drawn_first_and_the_rest_after_the_page_has_loaded(report_path, tmp_path):
     """On a screen-sized window the report draws the figures within a screen of the view first, and the others one
-    at a time after the load event: the page's text never waits for the figures below it."""
+    at a time after the load event: the page's text never waits for the figures below it. A figure that fails to
+    draw (one planted below the first screen, drawn after the load event) stops none of the others."""
+    broken = ('<div id="figure-broken" class="plotly-graph-div" style="height:100px"></div>'
+              '<script>sweeperFigure("figure-broken", function () { throw new Error("planted"); });</script>')
+    page = report_path.read_text(encoding="utf-8")
+    figures = [f"figure-{i}" for i in range(len(SECTIONS)) if f'sweeperFigure("figure-{i}"' in page]
+    last = f'<div id="{figures[-1]}"'
     probed = tmp_path / "order.html"
-    probed.write_text(report_path.read_text(encoding="utf-8").replace("<head>", "<head>" + ORDER_PROBE, 1),
+    probed.write_text(page.replace("<head>", "<head>" + ORDER_PROBE, 1).replace(last, broken + last, 1),
                       encoding="utf-8")
     run = _run_chromium("--dump-dom", probed.as_uri(), window="1280,900")
     assert run.returncode == 0, run.stderr[-2000:]
     root = re.search(r"<html[^>]*>", run.stdout).group(0)
     marks = dict(re.findall(r'data-(sweeper-figures-near|sweeper-figures-all|at-load)="([^"]*)"', root))
-    figures = [f"figure-{i}" for i, (build, _, _) in enumerate(SECTIONS) if f'sweeperFigure("figure-{i}"' in
-               report_path.read_text(encoding="utf-8")]
     near = marks["sweeper-figures-near"].split(",")
     assert near and near == figures[:len(near)] and len(near) < len(figures) // 2, marks  # the top ones only
     assert set(marks["at-load"].split(",")) - {""} <= set(near)  # nothing below them before the load event
