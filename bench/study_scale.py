@@ -82,6 +82,8 @@ def _progress_lines(url: str, folder: Path) -> dict[str, tuple[float, float, flo
 
 def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, float]]:
     """CPU s of a worker's first pruning decision and of a later one (one more trial finished in between)."""
+    import gc
+
     import optuna
 
     from sweeper.metrics import CurvePoint
@@ -98,10 +100,16 @@ def _pruning_decisions(url: str, folder: Path) -> dict[str, tuple[float, float, 
     ))
     spec = load_study_spec(study_file)
     figures = {}
+    gc.collect()  # as run_worker does before its first trial: what was imported is out of the collector's sight
+    gc.freeze()
     with Storage.for_reading(url) as storage:
         study = optuna.load_study(study_name=STUDY, storage=storage.optuna)
         finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         own = study.ask()
+        # Between a worker's read of the study (its checks before the trial) and the trial's first decision, the
+        # trainer has collected in full (Trainer.train -> accelerator.free_memory -> gc.collect): the trial cache is
+        # old by then, not young objects whose first collections the decision would pay (0.1-0.2 s at 10,000)
+        gc.collect()
         peers = PeerRungs(spec, storage.curves)
         for name in DECISIONS:
             started_cpu, started = time.process_time(), time.perf_counter()
