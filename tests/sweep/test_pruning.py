@@ -280,12 +280,15 @@ def _peer(study, spec, curves, planned_steps, points, train_points=()):
     return trial.number
 
 
-@pytest.mark.parametrize("steps_selected", [None, 1], ids=["rung-steps", "too-many-steps"])
+@pytest.mark.parametrize(("steps_selected", "threshold_reads"), [(None, None), (1, None), (None, 0)],
+                         ids=["rung-steps", "too-many-steps", "too-many-thresholds"])
 def test_a_first_decision_reads_only_each_peers_rung_steps_and_finds_the_vectors_a_full_read_does(
-    write_fast_study, monkeypatch, steps_selected
+    write_fast_study, monkeypatch, steps_selected, threshold_reads
 ):
     if steps_selected is not None:  # more distinct rung steps than one read names: every step of those peers
         monkeypatch.setattr(intermediate, "MAX_STEPS_SELECTED", steps_selected)
+    if threshold_reads is not None:  # more rung thresholds than aggregates: every evaluation step, placed in Python
+        monkeypatch.setattr(intermediate, "MAX_THRESHOLD_READS", threshold_reads)
     spec = load_study_spec(_study_file(write_fast_study, rungs=[0.25, 0.5]))
     study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
     with CurveStore(spec.storage) as curves:
