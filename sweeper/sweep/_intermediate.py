@@ -87,12 +87,13 @@ class PeerRungs:
         # threshold among them (vector_at_rung finds it again). So many distinct steps (trials of many evaluation
         # cadences) would overflow a statement's variables: then every step of those trials.
         return self.curves.points(self.spec.study_name, split=EVAL, metrics=metrics,
-                                  trial_numbers=[number for number, found in at_rungs.items() if found],
+                                  trial_numbers=list(at_rungs),
                                   steps=sorted(wanted) if len(wanted) <= MAX_STEPS_SELECTED else None)
 
     def _rung_steps(self, fields: dict[int, tuple], metrics: list[str]) -> dict[int, set[int]]:
         """Each trial's rung steps, the first evaluation at or after each rung's threshold (the rule is
-        `step_at_rung`'s), for the trials that have one; found in the database, one aggregate per threshold."""
+        `step_at_rung`'s), only for the trials that have one: one aggregate per threshold in the database, or,
+        past MAX_THRESHOLD_READS thresholds, placed here among every evaluation step."""
         trials_from: dict[int, set[int]] = defaultdict(set)
         for number, (_, planned_steps) in fields.items():
             for rung in self.spec.pruner.rungs:
@@ -101,12 +102,11 @@ class PeerRungs:
                     trials_from[threshold].add(number)
         if len(trials_from) > MAX_THRESHOLD_READS:
             steps = self.curves.steps_by_trial(self.spec.study_name, EVAL, metrics, list(fields))
-            return {
-                number: found
+            placed = {
+                number: {step_at_rung(steps[number], rung, planned_steps) for rung in self.spec.pruner.rungs} - {None}
                 for number, (_, planned_steps) in fields.items() if number in steps
-                if (found := {step_at_rung(steps[number], rung, planned_steps) for rung in self.spec.pruner.rungs}
-                    - {None})
             }
+            return {number: found for number, found in placed.items() if found}
         at_rungs: dict[int, set[int]] = defaultdict(set)
         for (number, _), step in self.curves.first_steps_from(self.spec.study_name, EVAL, metrics, trials_from).items():
             at_rungs[number].add(step)
