@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from _known_study import build_known_study  # noqa: E402
 
-from sweeper.cli import HAND_OFF_STATE  # noqa: E402
+from sweeper.hand_off import HAND_OFF_STATE  # noqa: E402
 
 
 def main() -> None:

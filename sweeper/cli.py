@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import ConfigError
@@ -168,8 +169,16 @@ def _freeze_imported() -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     spec = _load_spec(args)
+    from .hand_off import HandOffHelper
+
+    with HandOffHelper.start(args.debug) as helper:  # first: it imports the analysis while this imports training
+        return _sweep(args, spec, helper)
+
+
+def _sweep(args: argparse.Namespace, spec, helper) -> int:
     _quiet_libraries()
     _setup_sweep_logging()
+    from .hand_off import write_hand_off
     from .storage import storage_failures_explained
     from .sweep import exit_code, launch_workers, open_checked, run_worker, signal_name, stop_signals_interrupt
     from .sweep import visible_gpus
@@ -197,7 +206,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                     )
                     code = 0
                 _print_summary(spec, storage, args.study)
-                _write_hand_off(spec, storage)
+                code = write_hand_off(spec.study_name, storage, helper) or code
     except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM or SIGHUP
         print(f"\ninterrupted ({signal_name(stop)}): the running trial is stored as FAIL (reason: interrupted), "
               "every worker stopped; run again to resume", file=sys.stderr)
@@ -313,93 +322,6 @@ def _rows_worth_a_line(rows: list[dict]) -> list[dict]:
     """Of a large study, the trials a person follows a sweep by: the Pareto front, the running ones, the latest."""
     latest = {row["number"] for row in sorted(rows, key=lambda row: row["number"])[-STATUS_LATEST:]}
     return [row for row in rows if row["pareto"] or row["state"] == "RUNNING" or row["number"] in latest]
-
-
-HAND_OFF_OWNER = ".storage"  # in a hand-off folder: the (redacted) storage URL whose study wrote it
-
-
-def hand_off_folder(storage_url: str, study_name: str) -> Path:
-    """Where a sweep leaves its report and export: beside a SQLite file (runs/default.db -> runs/<study_name>/),
-    else runs/<study_name>/ under the working directory. Shown relative to the working directory when inside it.
-    A folder another storage's study of the same name wrote (see HAND_OFF_OWNER) is left alone: this storage's
-    goes to <study_name>-<8 hex digits of its URL>/."""
-    import hashlib
-
-    from sqlalchemy.engine import make_url
-
-    from .storage import redact_url
-
-    url = make_url(storage_url)
-    base = Path(url.database).parent if url.get_backend_name() == "sqlite" else Path("runs")
-    folder = base.absolute() / study_name
-    owner = folder / HAND_OFF_OWNER
-    redacted = redact_url(storage_url)
-    if owner.is_file() and owner.read_text(encoding="utf-8").strip() != redacted:
-        folder = folder.with_name(f"{study_name}-{hashlib.sha256(redacted.encode()).hexdigest()[:8]}")
-    return folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
-
-
-def _claim_hand_off_folder(folder: Path, storage_url: str) -> None:
-    from .storage import redact_url
-
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / HAND_OFF_OWNER).write_text(redact_url(storage_url) + "\n", encoding="utf-8")
-
-
-HAND_OFF_STATE = ".study-state"  # in a hand-off folder: the fingerprint of the study its report and export show
-
-
-def study_state(storage, study_name: str) -> str:
-    """A fingerprint of everything the hand-off shows: each trial's number, state, values and completion time, the
-    study's attributes, its replicates', and sweeper's version. Equal fingerprints, equal report and export."""
-    import hashlib
-    from importlib import metadata
-
-    import optuna
-
-    from .storage import replicates_study_name
-
-    names = storage.study_names()
-    digest = hashlib.sha256(metadata.version("sweeper").encode())
-    for name in (study_name, replicates_study_name(study_name)):
-        if name not in names:
-            continue
-        study = optuna.load_study(study_name=name, storage=storage.optuna)
-        digest.update(json.dumps(study.user_attrs, sort_keys=True, default=str).encode())
-        for trial in study.get_trials(deepcopy=False):
-            digest.update(repr((trial.number, trial.state.name, trial.values, trial.datetime_complete)).encode())
-    return digest.hexdigest()
-
-
-def _write_hand_off(spec, storage) -> None:
-    """The sweep's hand-off: the report and the Pareto export, once the study has completed trials. Skipped when
-    nothing they show has changed since they were written: resuming a finished large study costs no analysis."""
-    from .analysis import analyze_study
-    from .export import export_pareto
-    from .report import write_report
-
-    folder = hand_off_folder(storage.url, spec.study_name)
-    state = study_state(storage, spec.study_name)
-    written = folder / HAND_OFF_STATE
-    if written.is_file() and written.read_text(encoding="utf-8").strip() == state and \
-            (folder / "report.html").is_file() and (folder / "export" / "manifest.yaml").is_file():
-        print(f"report and export in {folder}: unchanged, the study has no new trials since they were written")
-        return
-    # on the sweep's own storage: a server that is away now is restarting, and every read rides through that
-    analysis = analyze_study(spec.study_name, storage)
-    if not analysis.completed:
-        return
-    try:
-        _claim_hand_off_folder(folder, storage.url)
-        written.unlink(missing_ok=True)  # a hand-off cut short must not pass for a finished one
-        report = write_report(analysis, folder / "report.html")
-        manifest = export_pareto(analysis, folder / "export")
-        written.write_text(state + "\n", encoding="utf-8")
-    except OSError as error:
-        if error.filename is None:  # a write that fails (disk full) names no file: say where it went
-            error.filename = str(folder)
-        raise
-    print(f"report: {report}\nexport: {folder / 'export'} ({len(manifest.trials)} Pareto-front configs, manifest.yaml)")
 
 
 def _analyze(args: argparse.Namespace, require_completed: bool = True, trials_only: bool = False):
@@ -709,8 +631,13 @@ _FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, err
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_command(lambda: args.handler(args), args.debug)
+
+
+def run_command(command: Callable[[], int], debug: bool = False) -> int:
+    """`command()`'s exit code; an error it raises becomes one `error:` line on stderr and its exit code."""
     try:
-        return args.handler(args)
+        return command()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -720,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         from .storage import StorageFailure  # late: the storage stack is slow to import, and most runs never fail
 
-        if args.debug:
+        if debug:
             raise
         if isinstance(error, StorageFailure):
             print(f"error: {error}", file=sys.stderr)
@@ -758,8 +685,8 @@ def _unexpected(error: BaseException) -> str:
 _finished_with: int | None = None  # `run` sets it once `main` has returned
 
 
-def run() -> None:
-    """The `sweeper` command: `main`, then out without the interpreter's teardown.
+def run(command: Callable[[], int] | None = None) -> None:
+    """The `sweeper` command: `main` (or another entry's `command`), then out without the interpreter's teardown.
 
     A command that loaded the training stack holds ~0.5M Python objects; freeing them one by one at exit took 1.3-1.5
     s of every `sweeper sweep` (bench/sweep_overhead.py), memory the OS takes back at once anyway. The handler is
@@ -769,7 +696,7 @@ def run() -> None:
     """
     atexit.register(_exit_without_teardown)
     global _finished_with
-    _finished_with = main()
+    _finished_with = main() if command is None else command()
     sys.exit(_finished_with)
 
 

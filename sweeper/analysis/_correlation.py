@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 N_BOOTSTRAP = 2000
 CONFIDENCE = 0.95
@@ -63,6 +62,8 @@ def spearman_table(
             covariance = products[:, index[c], index[t]]
             spread = np.sqrt(products[:, index[c], index[c]] * products[:, index[t], index[t]])
             resampled[(c, t)].append(np.where(spread > 0, covariance / np.where(spread > 0, spread, 1.0), np.nan))
+    from scipy import stats  # late: half a second to import, which a trials-only analysis (the export) never needs
+
     tail = (1 - CONFIDENCE) / 2 * 100
     for c, t in judged:
         low, high = np.nanpercentile(np.concatenate(resampled[(c, t)]), [tail, 100 - tail])

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import optuna
-from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
 from optuna.trial import FrozenTrial
 
 from ._data import Importance
@@ -25,6 +24,9 @@ MAX_FANOVA_TRIALS = 400
 
 
 def _evaluator(name: str, seed: int):
+    # late: fANOVA's forest is scikit-learn's (half a second to import); a trials-only analysis never needs it
+    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
+
     if name == FANOVA:
         return FanovaImportanceEvaluator(seed=seed)
     return PedAnovaImportanceEvaluator()

@@ -45,9 +45,9 @@ class Storage:
         return cls(open_storage(resolved, heartbeat_interval_s, grace_period_s, max_retry))
 
     @classmethod
-    def for_reading(cls, url: str) -> Storage:
+    def for_reading(cls, url: str, retry_s: float = 0.0) -> Storage:
         """For reading a stored study: see `reading_storage`."""
-        return cls(reading_storage(url))
+        return cls(reading_storage(url, retry_s))
 
     @property
     def engine(self):

@@ -73,9 +73,11 @@ def _created_once(create):
     raise AssertionError("unreachable")
 
 
-def reading_storage(url: str) -> optuna.storages.RDBStorage:
+def reading_storage(url: str, retry_s: float = 0.0) -> optuna.storages.RDBStorage:
     """Optuna's storage at `url` for reading a study (analysis, report, status); never creates a SQLite file. A
-    server that does not answer is a `ConfigError` at once; later calls ride through a restart as every call does."""
+    server that does not answer is a `ConfigError` at once, or after `retry_s` seconds of retries (a sweep's
+    hand-off: a server that went away during the sweep is restarting); later calls ride through a restart as every
+    call does."""
     resolved = resolve_storage_url(url)
     check_sqlite_file(resolved, writable=False)
     with connect_errors_explained(resolved):
@@ -83,7 +85,7 @@ def reading_storage(url: str) -> optuna.storages.RDBStorage:
             resolved,
             "opening the storage",
             lambda: RetryingRDBStorage(resolved, engine_kwargs=engine_options(resolved)),
-            retry_s=0.0,
+            retry_s=retry_s,
         )
 
 

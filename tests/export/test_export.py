@@ -132,31 +132,6 @@ def test_the_export_command_skips_the_effects_and_writes_what_the_full_analysis_
     assert any("exported_at" in (tmp_path / "full" / name).read_text() for name in written)
 
 
-def test_the_sweep_hands_off_beside_its_sqlite_file(tmp_path, monkeypatch):
-
-    from sweeper.cli import hand_off_folder
-
-    monkeypatch.chdir(tmp_path)
-    assert hand_off_folder(f"sqlite:///{tmp_path}/runs/default.db", "orpo-tiny-default") == Path("runs/orpo-tiny-default")
-    assert hand_off_folder("sqlite:////elsewhere/study.db", "s") == Path("/elsewhere/s")
-    assert hand_off_folder("postgresql+psycopg2://user:secret@db.example/sweeps", "s") == Path("runs/s")
-
-
-def test_the_same_study_name_in_another_storage_gets_its_own_hand_off_folder(tmp_path, monkeypatch):
-    from pathlib import Path
-
-    from sweeper.cli import _claim_hand_off_folder, hand_off_folder
-
-    monkeypatch.chdir(tmp_path)
-    first, second = f"sqlite:///{tmp_path}/runs/a.db", f"sqlite:///{tmp_path}/runs/b.db"
-    _claim_hand_off_folder(tmp_path / hand_off_folder(first, "s"), first)
-    assert hand_off_folder(first, "s") == Path("runs/s")  # its own folder, again
-    other = hand_off_folder(second, "s")
-    assert other.parent == Path("runs") and other.name.startswith("s-") and other != Path("runs/s")
-    postgres = hand_off_folder("postgresql+psycopg2://user:secret@db.example/sweeps", "s")
-    assert postgres.parent == Path("runs") and postgres.name.startswith("s-") and postgres != other
-
-
 def test_an_export_of_a_study_on_a_local_file_reruns_from_another_folder(tmp_path, write_fast_study, monkeypatch):
     # the base config names its data relative to its own folder; the export must find it from anywhere
     rows = [{"prompt": f"sort the numbers : {i + 1} {i} =", "chosen": f" {i} {i + 1}", "rejected": f" {i + 1} {i}"}
@@ -174,43 +149,3 @@ def test_an_export_of_a_study_on_a_local_file_reruns_from_another_folder(tmp_pat
     monkeypatch.chdir(elsewhere)
     assert yaml.safe_load(exported.read_text())["data"]["source"] == str(tmp_path / "pairs.jsonl")
     assert main(["trial", str(exported)]) == 0
-
-
-def test_the_hand_off_is_written_again_only_when_the_study_changed(tmp_path, monkeypatch, capsys):
-    """Resuming a finished study (nothing new) skips the analysis, report and export; a new trial brings them back."""
-    from _known_study import build_known_study
-
-    from sweeper.cli import HAND_OFF_STATE, _write_hand_off
-    from sweeper.storage import Storage
-
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite:///{tmp_path / 'runs' / 'known.db'}"
-    (tmp_path / "runs").mkdir()
-    study = build_known_study(url, "handoff")
-    study_file = tmp_path / "study.yaml"
-    study_file.write_text(
-        f"study_name: handoff\nbase_config: {REPO_ROOT / 'configs' / 'tiny.yaml'}\nstorage: {url}\nn_trials: 10\n"
-        "space:\n  orpo.learning_rate: {log_uniform: [1.0e-5, 1.0e-3]}\n"
-        "objectives: [{name: eval_nll_loss, direction: minimize}, {name: eval_logp_margin, direction: maximize}]\n"
-    )
-    spec = load_study_spec(study_file)
-    storage = Storage.for_reading(spec.storage)
-    folder = tmp_path / "runs" / "handoff"
-    _write_hand_off(spec, storage)
-    assert (folder / HAND_OFF_STATE).is_file() and "report:" in capsys.readouterr().out
-    written = (folder / "report.html").stat().st_mtime_ns
-
-    _write_hand_off(spec, storage)
-    assert "unchanged" in capsys.readouterr().out
-    assert (folder / "report.html").stat().st_mtime_ns == written
-
-    source = next(t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE)
-    study.add_trial(optuna.trial.create_trial(params=source.params, distributions=source.distributions,
-                                              values=[v + 0.01 for v in source.values], user_attrs=source.user_attrs))
-    _write_hand_off(spec, storage)
-    assert "report:" in capsys.readouterr().out
-    assert (folder / "report.html").stat().st_mtime_ns != written
-
-    (folder / "report.html").unlink()  # a hand-off that lost a file is written again
-    _write_hand_off(spec, storage)
-    assert (folder / "report.html").is_file()
