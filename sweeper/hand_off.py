@@ -31,7 +31,6 @@ ANALYSIS_STACK = (
     "sweeper.storage", "sweeper.analysis", "sweeper.analysis._ard_kernel", "scipy.stats", "optuna.importance",
     "sweeper.report", "plotly.graph_objects", "plotly.validator_cache", "plotly.colors", "plotly.animation",
 )
-HELPER_CLOSE_S = 10.0  # a helper told to end (its input closed) exits at once; one still there this long is killed
 _RECEIVED = "sweeper hand-off helper: request received\n"  # its first line once it has the request: it took the job
 
 
@@ -118,7 +117,7 @@ def write_hand_off(study_name: str, storage, helper: HandOffHelper | None = None
             manifest = export_pareto(analysis, folder / "export")
         except BaseException:
             if drawing:
-                helper.stop()
+                helper.close()
             raise
         drawn = helper.report_drawn() if drawing else None
         if drawn is not None and drawn.returncode != 0:  # it said why; without the state file the next run redraws
@@ -193,22 +192,11 @@ class HandOffHelper:
         self.drew_report = process.returncode == 0
         return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
-    def stop(self) -> None:
-        """End the helper now, drawing or not (the hand-off failed here)."""
+    def close(self) -> None:
+        """End the helper now, whatever it is doing: the command failed, was interrupted, or had nothing to hand
+        off. Before its request it has written nothing; a report it was drawing has no state file beside it."""
         process, self._process = self._process, None
         if process is not None:
-            process.kill()
-            process.communicate()
-
-    def close(self) -> None:
-        """End a helper that was not asked for a report (the command was interrupted or failed, or had nothing to
-        hand off)."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        try:
-            process.communicate(timeout=HELPER_CLOSE_S)  # closes its input: it exits without a word
-        except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
 
