@@ -242,8 +242,9 @@ def _serve_one_request(debug: bool) -> int:
 
 
 if __name__ == "__main__":
-    from sweeper.cli import run, run_command
+    from sweeper._command import exit_without_teardown, run_command
     from sweeper.hand_off import _serve_one_request as serve
 
     debug = "--debug" in sys.argv[1:]
-    run(lambda: run_command(lambda: serve(debug), debug))  # out without the teardown, which the command would wait on
+    # out without the teardown, which the sweep would wait on
+    exit_without_teardown(lambda: run_command(lambda: serve(debug), debug))
