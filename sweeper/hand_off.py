@@ -1,16 +1,17 @@
 """The sweep's hand-off: the report and the Pareto export a `sweeper sweep` command leaves when its trials are done.
 
-A sweep command starts a helper process first (`HandOffHelper.start`): while the command imports the training stack
-(torch, transformers, TRL: about 4 s, one core), the helper imports the analysis, report and export stack (SciPy,
-scikit-learn, plotly: about 0.5 s, and the training stack again: the export checks every config it writes with TRL
-and PEFT) on another core, then waits. When the trials are done the command hands it the
-study; the helper writes the hand-off, and the command relays what it printed and its exit code. The command no
-longer pays those imports after its last trial. Where the helper did not start or is gone (killed), the command
-writes the hand-off itself: the same files, the same lines, later by the imports.
+The report needs the full analysis (importances, correlations, effect shapes: SciPy, scikit-learn and plotly, about
+half a second to import); the export only the trials and their Pareto front, and TRL and PEFT to check each config it
+writes (the training stack, which the sweep has imported). So a sweep command starts a helper process first
+(`HandOffHelper.start`): while the command imports the training stack (about 4 s on one core), the helper imports the
+analysis stack on another, then waits. When the trials are done the helper analyses the study and draws the report
+while the command exports the Pareto front from its trials (`analyze_study(trials_only=True)`, as `sweeper export`
+does); the command prints what the helper printed and returns its exit code where it failed. Where no helper started
+or it is gone (killed), the command draws the report itself: the same files and lines, later by the imports.
 
-The helper reads its one request (the storage URL and the study's name, never on a command line: the URL may hold a
-password) from its standard input, and ends when that input closes without a request: when the command is
-interrupted, fails, or dies, the helper goes with it.
+The helper reads its one request (the storage URL, the study's name and the report's path; never on a command line:
+the URL may hold a password) from its standard input. A command that is interrupted or fails kills it; one that dies
+outright closes that input, and the helper, waiting for a request, ends.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ def _serve_one_request(debug: bool) -> int:
     import logging
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command decides when to stop: it closes our input
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the command's to handle: it ends the helper
     import gc
     import importlib
 
