@@ -120,10 +120,10 @@ def write_hand_off(study_name: str, storage, helper: HandOffHelper | None = None
             if drawing:
                 helper.close()
             raise
-        drawn = helper.report_drawn() if drawing else None
-        if drawn is not None and drawn.returncode != 0:  # it said why; without the state file the next run redraws
-            return drawn.returncode
-        if drawn is None:  # no helper, or it is gone: this process draws the report
+        code = helper.report_drawn() if drawing else None
+        if code:  # it said why; without the state file the next run redraws
+            return code
+        if code is None:  # no helper, or it is gone: this process draws the report
             write_report(analysis if not drawing else analyze_study(study_name, storage), report)
         written.write_text(state + "\n", encoding="utf-8")
     except OSError as error:
@@ -176,7 +176,7 @@ class HandOffHelper:
             return False
         return True
 
-    def report_drawn(self) -> subprocess.CompletedProcess | None:
+    def report_drawn(self) -> int | None:
         """Wait for the report: the helper's exit code, its output printed here. None where it did not take the
         request (it failed before, or was killed while drawing): the caller draws the report."""
         process, self._process = self._process, None
@@ -191,7 +191,7 @@ class HandOffHelper:
         sys.stdout.write(out.removeprefix(_RECEIVED))
         sys.stderr.write(err)
         self.drew_report = process.returncode == 0
-        return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+        return process.returncode
 
     def close(self) -> None:
         """End the helper now, whatever it is doing: the command failed, was interrupted, or had nothing to hand
