@@ -145,6 +145,14 @@ def test_a_helper_ends_with_its_command_however_the_command_ends():
         raise AssertionError("the helper outlived its command")
 
 
+def test_a_command_still_to_import_the_training_stack_starts_a_helper():
+    # as `sweeper sweep` is when it starts the helper: it has read its study file, and torch is yet to come
+    command = ("from sweeper.hand_off import HandOffHelper; helper = HandOffHelper.start(); "
+               "print(helper._process is not None); helper.close()")
+    done = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "True", done.stderr[-2000:]
+
+
 def test_a_command_with_the_training_stack_imported_writes_its_own_hand_off():
     # torch is imported in this test process, as in any program that trained before: no helper to hide imports behind
     assert "torch" in sys.modules
