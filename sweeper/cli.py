@@ -10,7 +10,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from ._command import exit_without_teardown, run_command
+from ._command import collector_paused, exit_without_teardown, run_command
 from .config import ConfigError
 
 
@@ -155,34 +155,25 @@ def _print_summary(spec, storage, study_file: str) -> None:
     )
 
 
-def _freeze_imported() -> None:
-    """Out of the collector's sight: the training stack's modules (~0.5M objects) live as long as the process. The
-    worker's own `gc.collect(); gc.freeze()` before its first trial then walks only what came after them (0.25 s
-    saved of every sweep); what is frozen here is what importing left, about a hundred unreachable objects (92
-    measured)."""
-    import gc
-
-    gc.freeze()
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    spec = _load_spec(args)
-    from .hand_off import HandOffHelper
+    with collector_paused():
+        spec = _load_spec(args)
+        from .hand_off import HandOffHelper
 
     with HandOffHelper.start(args.debug) as helper:  # first: it imports the analysis while this imports training
         return _sweep(args, spec, helper)
 
 
 def _sweep(args: argparse.Namespace, spec, helper) -> int:
-    _quiet_libraries()
-    _setup_sweep_logging()
-    from .hand_off import write_hand_off
-    from .storage import storage_failures_explained
-    from .sweep import exit_code, launch_workers, open_checked, run_worker, signal_name, stop_signals_interrupt
-    from .sweep import visible_gpus
-    from .training import TrialReuse
+    with collector_paused():  # the training stack: the worker's `gc.collect()` before its first trial skips it
+        _quiet_libraries()
+        _setup_sweep_logging()
+        from .hand_off import write_hand_off
+        from .storage import storage_failures_explained
+        from .sweep import exit_code, launch_workers, open_checked, run_worker, signal_name, stop_signals_interrupt
+        from .sweep import visible_gpus
+        from .training import TrialReuse
 
-    _freeze_imported()
     if args.workers is None:
         args.workers = max(1, len(visible_gpus()))  # one worker per GPU
     if args.workers < 1:
@@ -213,15 +204,15 @@ def _sweep(args: argparse.Namespace, spec, helper) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    spec = _load_spec(args)
-    _quiet_libraries()
-    _setup_sweep_logging()
-    from .storage import storage_failures_explained
-    from .sweep import dump_stack_on_signal, exit_code, open_checked, run_worker, stop_signals_interrupt
-    from .sweep import watch_launcher
-    from .training import TrialReuse
+    with collector_paused():  # the training stack: the worker's `gc.collect()` before its first trial skips it
+        spec = _load_spec(args)
+        _quiet_libraries()
+        _setup_sweep_logging()
+        from .storage import storage_failures_explained
+        from .sweep import dump_stack_on_signal, exit_code, open_checked, run_worker, stop_signals_interrupt
+        from .sweep import watch_launcher
+        from .training import TrialReuse
 
-    _freeze_imported()
     dump_stack_on_signal()  # a worker stuck after a stop signal shows where (see sweep/_launch.py)
     watch = watch_launcher()  # launched by `sweep --workers N`: stop when the launcher is gone
     try:

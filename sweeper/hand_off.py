@@ -214,20 +214,21 @@ def _serve_one_request(debug: bool) -> int:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the command's to handle: it ends the helper
-    import gc
     import importlib
 
-    import optuna
+    from ._command import collector_paused
 
-    for module in ANALYSIS_STACK:  # the point of the helper: imported while the command imports the training stack
-        importlib.import_module(module)
-    from .analysis import analyze_study
-    from .report import write_report
-    from .storage import STORAGE_RETRY_S, Storage, storage_failures_explained
+    with collector_paused():  # what is imported lives as long as the helper
+        import optuna
+
+        for module in ANALYSIS_STACK:  # the point of the helper: imported while the command imports the training stack
+            importlib.import_module(module)
+        from .analysis import analyze_study
+        from .report import write_report
+        from .storage import STORAGE_RETRY_S, Storage, storage_failures_explained
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")  # as the command's: storage retries, one line
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    gc.freeze()  # what was imported lives as long as the helper
     line = sys.stdin.readline()
     if not line:  # the command ended without a hand-off
         return 0

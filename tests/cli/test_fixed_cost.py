@@ -1,9 +1,11 @@
-"""What a sweep command does once rather than twice, and what it leaves out at exit (bench/sweep_overhead.py measures
-the seconds): the data the preflight checked is the data its worker's trials train on, and the `sweeper` command
-leaves without the interpreter's teardown of the training stack's objects."""
+"""What a sweep command does once rather than twice, and what it leaves out at import and exit (bench/sweep_overhead.py
+and bench/import_collector.py measure the seconds): the data the preflight checked is the data its worker's trials
+train on, the training stack is imported with the garbage collector paused, and the `sweeper` command leaves without
+the interpreter's teardown of the training stack's objects."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -11,6 +13,7 @@ import textwrap
 import pytest
 import yaml
 
+from sweeper._command import collector_paused
 from sweeper.cli import main
 from sweeper.study import load_study_spec
 from sweeper.sweep import HeartbeatSettings, open_checked
@@ -88,3 +91,45 @@ def test_the_command_exits_without_the_interpreter_teardown(tmp_path):
     assert finished.returncode == 2, finished.stderr  # main's: a study file that does not exist
     assert "missing.yaml" in finished.stderr
     assert finished.stdout == "exit handler ran"
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_the_collector_is_paused_for_the_block_then_resumes_as_it_was(enabled_before):
+    was_enabled = gc.isenabled()
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        frozen_before = gc.get_freeze_count()
+        with pytest.raises(ValueError), collector_paused():
+            assert not gc.isenabled()
+            kept = [[index] for index in range(1000)]  # what an import leaves alive: frozen at the end
+            raise ValueError("the block failed")  # still resumes
+        assert gc.isenabled() == enabled_before
+        assert gc.get_freeze_count() >= frozen_before + len(kept)
+    finally:
+        gc.unfreeze()
+        (gc.enable if was_enabled else gc.disable)()
+
+
+@pytest.mark.parametrize("command", ["sweep", "worker"])
+def test_a_sweep_command_imports_the_training_stack_with_the_collector_paused(write_fast_study, command):
+    """The process ends at its first `import torch`, saying whether the collector was running then."""
+    study_file = write_fast_study(n_trials=1)
+    script = textwrap.dedent(
+        f"""
+        import gc, os, sys
+
+        class TellAtTorch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch":
+                    print("collector running" if gc.isenabled() else "collector paused", flush=True)
+                    os._exit(0)
+                return None
+
+        sys.meta_path.insert(0, TellAtTorch())
+        from sweeper.cli import main
+        main([{command!r}, {str(study_file)!r}])
+        print("never imported torch", flush=True)
+        """
+    )
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert finished.stdout.strip() == "collector paused", finished.stderr[-2000:]
