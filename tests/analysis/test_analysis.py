@@ -317,6 +317,26 @@ def test_the_same_analysis_from_postgresql(postgres_url, unique_name, analysis):
     assert shared.hypervolume.values == pytest.approx(analysis.hypervolume.values)
 
 
+@pytest.mark.parametrize("evaluator", [FANOVA, PED_ANOVA])
+def test_an_importance_needs_one_trial_more_than_the_searched_parameters(evaluator):
+    """Below that, a parameter that lines up with the target by chance ranks as high as the one that sets it
+    (bench/importance_minimum.py): the analysis says what it lacks instead of printing shares."""
+    names = [f"p{index}" for index in range(5)]
+    distributions = {name: FloatDistribution(0, 1) for name in names}
+    rng = np.random.default_rng(0)
+    trials = []
+    for number in range(6):
+        trial = optuna.trial.create_trial(params={n: rng.uniform() for n in names}, distributions=distributions, value=0)
+        trial.number = number
+        trials.append(trial)
+    values = {trial.number: trial.params["p0"] for trial in trials}
+    (too_few,) = importances_for(trials[:5], values, "y", maximize=False, params=names, evaluators=[evaluator])
+    assert too_few.values == {}
+    assert too_few.error == "needs 6 completed trials (one more than the 5 searched parameters), has 5"
+    (enough,) = importances_for(trials, values, "y", maximize=False, params=names, evaluators=[evaluator])
+    assert enough.error is None and sum(enough.values.values()) == pytest.approx(1.0)
+
+
 def test_fanova_on_a_large_study_uses_a_random_sample_that_still_ranks_the_planted_parameter(monkeypatch):
     from sweeper.analysis import _importance
 
