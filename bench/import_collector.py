@@ -5,9 +5,10 @@
 Each measure is a fresh Python process importing one stack and printing its own import time (interpreter start-up
 excluded): `training`, what `sweeper sweep` and `sweeper worker` import before their first trial (`sweeper.study`,
 `sweeper.storage`, `sweeper.sweep`, `sweeper.training`: torch, transformers, datasets, TRL); `analysis`, what the
-hand-off helper imports (`sweeper.hand_off.ANALYSIS_STACK`: SQLAlchemy, Optuna, SciPy, plotly). Each stack is
-imported as it is (the collector running, as a hand-written loop does) and inside `collector_paused()`, the two
-alternating within each round; the ratio paused / running is taken within each round. Printed: median [min, max]
+hand-off helper imports (`sweeper.hand_off`'s `STUDY_STACK`, `STATISTICS_STACK` and `REPORT_STACK`: SQLAlchemy,
+Optuna, SciPy, scikit-learn, plotly). Each stack is imported as it is (the collector running, as a hand-written loop
+does) and inside `collector_paused()`, the two alternating within each round; the ratio paused / running is taken
+within each round. Printed: median [min, max]
 over the rounds, and what the paused import left uncollected (the cycles that freezing keeps for the process's life).
 """
 
@@ -29,8 +30,8 @@ from _spread import spread  # noqa: E402  (bench/, this script's folder)
 STACKS = {
     "training": "import sweeper.study, sweeper.storage, sweeper.sweep, sweeper.training",
     "analysis": "import importlib\n"
-                "from sweeper.hand_off import ANALYSIS_STACK\n"
-                "for module in ANALYSIS_STACK: importlib.import_module(module)",
+                "from sweeper.hand_off import REPORT_STACK, STATISTICS_STACK, STUDY_STACK\n"
+                "for module in (*STUDY_STACK, *STATISTICS_STACK, *REPORT_STACK): importlib.import_module(module)",
 }
 
 PROBE = """

@@ -7,9 +7,10 @@ from __future__ import annotations
 import atexit
 import errno
 import gc
+import importlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from .config import ConfigError
@@ -36,6 +37,14 @@ def collector_paused() -> Iterator[None]:
         gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+def import_paused(modules: Iterable[str]) -> None:
+    """Import `modules` (dotted names) with the collector paused (`collector_paused`): a command's stack, ahead of the
+    lazy imports its work would make with the collector running."""
+    with collector_paused():
+        for module in modules:
+            importlib.import_module(module)
 
 
 def run_command(command: Callable[[], int], debug: bool = False) -> int:

@@ -10,7 +10,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from ._command import collector_paused, exit_without_teardown, run_command
+from ._command import collector_paused, exit_without_teardown, import_paused, run_command
 from .config import ConfigError
 
 
@@ -56,11 +56,12 @@ def _print_trial(result) -> None:
 
 
 def cmd_trial(args: argparse.Namespace) -> int:
-    from .config import load_training_config
+    with collector_paused():  # the training stack
+        from .config import load_training_config
 
-    config = load_training_config(args.config, args.set)
-    _quiet_libraries()
-    from .trial import TrialFailure, run_trial
+        config = load_training_config(args.config, args.set)
+        _quiet_libraries()
+        from .trial import TrialFailure, run_trial
 
     with tempfile.TemporaryDirectory(prefix="sweeper-trial-") as scratch:
         try:
@@ -243,17 +244,17 @@ def _status_value(value, digits: int = 3) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import optuna
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+    with collector_paused():  # the storage stack
+        import optuna
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
 
-    from .study import label_legend, short_label
+        from .study import label_legend, short_label
+        from .sweep import status_rows
 
-    from .sweep import status_rows
-
-    spec = _load_spec(args)
-    storage = _open_for_reading(spec)
+        spec = _load_spec(args)
+        storage = _open_for_reading(spec)
     try:
         study = optuna.load_study(study_name=spec.study_name, storage=storage.optuna)
     except KeyError:
@@ -327,6 +328,9 @@ def _analyze(args: argparse.Namespace, require_completed: bool = True, trials_on
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from .hand_off import STUDY_STACK
+
+    import_paused(STUDY_STACK)
     analysis = _analyze(args, require_completed=False)
     if args.json:
         print(json.dumps(analysis.to_dict(), allow_nan=False))
@@ -338,6 +342,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .hand_off import REPORT_STACK, STUDY_STACK
+
+    import_paused((*STUDY_STACK, *REPORT_STACK))
     from .report import write_report
 
     print(f"report: {write_report(_analyze(args), args.output)}")
@@ -345,8 +352,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    _quiet_libraries()  # the check through TRL's and PEFT's own config classes imports them
-    from .export import export_pareto
+    with collector_paused():
+        _quiet_libraries()
+        import_paused(("sweeper.training",))  # the export checks each config through TRL's and PEFT's own classes
+        from .export import export_pareto
 
     manifest = export_pareto(_analyze(args, trials_only=True), args.output)  # the Pareto trials are all it reads
     first = Path(args.output) / manifest.trials[0].file
@@ -385,11 +394,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_replicate(args: argparse.Namespace) -> int:
-    spec = _load_spec(args)
-    _quiet_libraries()
-    _setup_sweep_logging()
-    from .replicate import run_replicates
-    from .storage import replicates_study_name
+    with collector_paused():  # the training stack
+        spec = _load_spec(args)
+        _quiet_libraries()
+        _setup_sweep_logging()
+        from .replicate import run_replicates
+        from .storage import replicates_study_name
 
     runs = run_replicates(spec, args.top, args.seeds)
     for run in runs:

@@ -27,11 +27,15 @@ HAND_OFF_STATE = ".study-state"  # in a hand-off folder: the fingerprint of the 
 # what opening the storage, the full analysis and the report import, much of it late (Optuna's schema check through
 # alembic, SciPy's statistics, Optuna's importances, the effect shapes' kernel, plotly's figure classes): the helper
 # imports them before it waits. One left out costs time, not correctness.
-ANALYSIS_STACK = (
+# What opening a study, analysing it and drawing its report import: what every such command needs (imported ahead by
+# `sweeper analyze` and `sweeper report`), and the statistics a study of a few trials never reaches (importances,
+# effect shapes: scikit-learn, SciPy's statistics), which the helper imports too, being idle until the trials end.
+STUDY_STACK = (
     "alembic.command", "alembic.config", "alembic.migration", "alembic.script", "sqlalchemy.dialects.sqlite",
-    "sweeper.storage", "sweeper.analysis", "sweeper.analysis._ard_kernel", "scipy.stats", "optuna.importance",
-    "sweeper.report", "plotly.graph_objects", "plotly.validator_cache", "plotly.colors", "plotly.animation",
+    "sweeper.storage", "sweeper.analysis",
 )
+REPORT_STACK = ("sweeper.report", "plotly.graph_objects", "plotly.validator_cache", "plotly.colors", "plotly.animation")
+STATISTICS_STACK = ("sweeper.analysis._ard_kernel", "scipy.stats", "optuna.importance")
 _RECEIVED = "sweeper hand-off helper: request received\n"  # its first line once it has the request: it took the job
 
 
@@ -221,7 +225,8 @@ def _serve_one_request(debug: bool) -> int:
     with collector_paused():  # what is imported lives as long as the helper
         import optuna
 
-        for module in ANALYSIS_STACK:  # the point of the helper: imported while the command imports the training stack
+        # the point of the helper: imported while the command imports the training stack
+        for module in (*STUDY_STACK, *STATISTICS_STACK, *REPORT_STACK):
             importlib.import_module(module)
         from .analysis import analyze_study
         from .report import write_report

@@ -110,26 +110,39 @@ def test_the_collector_is_paused_for_the_block_then_resumes_as_it_was(enabled_be
         (gc.enable if was_enabled else gc.disable)()
 
 
-@pytest.mark.parametrize("command", ["sweep", "worker"])
-def test_a_sweep_command_imports_the_training_stack_with_the_collector_paused(write_fast_study, command):
-    """The process ends at its first `import torch`, saying whether the collector was running then."""
+@pytest.mark.parametrize(
+    "command, first_of_its_stack",
+    [
+        (["sweep", "{study}"], "torch"),
+        (["worker", "{study}"], "torch"),
+        (["trial", "{base}"], "torch"),
+        (["replicate", "{study}", "--top", "1", "--seeds", "2"], "torch"),
+        (["export", "{study}", "--output", "{tmp}/export"], "torch"),
+        (["status", "{study}"], "sqlalchemy"),
+        (["analyze", "{study}"], "alembic"),
+        (["report", "{study}", "--output", "{tmp}/report.html"], "plotly"),
+    ],
+)
+def test_a_command_imports_its_stack_with_the_collector_paused(write_fast_study, tmp_path, command, first_of_its_stack):
+    """The process ends at the first import of its stack's package, saying whether the collector was running then."""
     study_file = write_fast_study(n_trials=1)
+    argv = [part.format(study=study_file, base=study_file.parent / "base.yaml", tmp=tmp_path) for part in command]
     script = textwrap.dedent(
         f"""
         import gc, os, sys
 
-        class TellAtTorch:
+        class TellAtImport:
             def find_spec(self, name, path=None, target=None):
-                if name == "torch":
+                if name == {first_of_its_stack!r}:
                     print("collector running" if gc.isenabled() else "collector paused", flush=True)
                     os._exit(0)
                 return None
 
-        sys.meta_path.insert(0, TellAtTorch())
+        sys.meta_path.insert(0, TellAtImport())
         from sweeper.cli import main
-        main([{command!r}, {str(study_file)!r}])
-        print("never imported torch", flush=True)
+        main({argv!r})
+        print("never imported {first_of_its_stack}", flush=True)
         """
     )
     finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert finished.stdout.strip() == "collector paused", finished.stderr[-2000:]
+    assert finished.stdout.strip() == "collector paused", (finished.stdout, finished.stderr[-2000:])
