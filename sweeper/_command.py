@@ -20,21 +20,24 @@ _FULL_OR_READ_ONLY = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, err
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
-    """Around a block that imports a large stack (the training stack: ~0.5M objects that live as long as the process).
+def collector_paused(freeze: bool = True) -> Iterator[None]:
+    """Around a block that imports a large stack (the training stack: ~0.5M objects that live as long as the process),
+    or, with `freeze=False`, one that builds many short-lived objects without cycles (a bulk read).
 
     The cyclic collector starts on allocation counts, so while those modules load it walks their objects again and
     again: about 0.7 s of the training stack's 3.4 s import on this machine (bench/import_collector.py). Paused for the
     block; at its end what the block left is frozen out of the collector's sight, and the collector resumes as it was.
     What freezing keeps that a collection would have freed, the cycles importing leaves behind, is about 12,000 small
-    objects (a few MB) with the training stack, kept for the process's life.
+    objects (a few MB) with the training stack, kept for the process's life. Without `freeze` what the block left
+    stays in the collector's sight: it resumes as it was, and any cycle is collected later as usual.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
+        if freeze:
+            gc.freeze()
         if was_enabled:
             gc.enable()
 

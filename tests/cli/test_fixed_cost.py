@@ -110,6 +110,14 @@ def test_the_collector_is_paused_for_the_block_then_resumes_as_it_was(enabled_be
         (gc.enable if was_enabled else gc.disable)()
 
 
+def test_without_freeze_what_the_block_left_stays_in_the_collectors_sight():
+    frozen_before = gc.get_freeze_count()
+    with collector_paused(freeze=False):
+        assert not gc.isenabled()
+        kept = [[index] for index in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() == frozen_before and len(kept) == 1000
+
+
 @pytest.mark.parametrize(
     "command, first_of_its_stack",
     [

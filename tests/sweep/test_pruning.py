@@ -3,6 +3,7 @@ study, and a real tiny sweep in which a dominated trial is stopped, stored as PR
 
 from __future__ import annotations
 
+import gc
 import io
 import math
 
@@ -343,6 +344,27 @@ def test_peers_training_metrics_at_a_rung_are_read_where_an_objective_needs_them
         own = study.ask()
         # rung 0.5 of 8 steps: the evaluation at step 4, the training loss last logged before it (step 3)
         assert PeerRungs(spec, curves).vectors(study, 0.5, own.number, 0.1) == [[3.0, 7.0]]
+
+
+def test_a_decision_reads_its_peers_with_the_collector_paused_and_resumes_it(write_fast_study):
+    """A first decision's rows would drive the collector through the worker's whole trial cache (bench/pruning_decision.py)."""
+    path = write_fast_study(pruner={"name": "dominated", "rungs": [0.5], "min_peers": 2})
+    spec = load_study_spec(path)
+    study = open_study(spec, open_storage(spec.storage, heartbeat_interval_s=None))
+    with CurveStore(spec.storage) as curves:
+        _peer(study, spec, curves, 8, [*_eval_points(2, 4.0, 1.0), *_eval_points(4, 3.0, 2.0)])
+        collector_running = []
+        points = curves.points
+
+        def recording_points(*args, **kwargs):
+            collector_running.append(gc.isenabled())
+            return points(*args, **kwargs)
+
+        curves.points = recording_points
+        own = study.ask()
+        assert gc.isenabled()
+        assert PeerRungs(spec, curves).vectors(study, 0.5, own.number, 0.1) == [[3.0, 2.0]]
+        assert collector_running == [False] and gc.isenabled()
 
 
 @pytest.mark.parametrize(
