@@ -1,6 +1,7 @@
-"""How a sweeper process imports and ends: the cyclic collector paused while a large stack loads; an error its command raises becomes one `error:` line and an exit code (a person fixes
-a full disk or a wrong path; a traceback would not help), and the process leaves without the interpreter's
-teardown. Shared by the `sweeper` command (`cli.py`) and a sweep's hand-off helper (`hand_off.py`)."""
+"""How a sweeper process imports and ends: the cyclic collector paused while a large stack loads; an error its
+command raises becomes one `error:` line and an exit code (a person fixes a full disk or a wrong path; a traceback
+would not help), and the process leaves without the interpreter's teardown. Shared by the `sweeper` command
+(`cli.py`) and a sweep's hand-off helper (`hand_off.py`)."""
 
 from __future__ import annotations
 

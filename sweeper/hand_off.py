@@ -24,12 +24,11 @@ from pathlib import Path
 
 HAND_OFF_OWNER = ".storage"  # in a hand-off folder: the (redacted) storage URL whose study wrote it
 HAND_OFF_STATE = ".study-state"  # in a hand-off folder: the fingerprint of the study its report and export show
-# what opening the storage, the full analysis and the report import, much of it late (Optuna's schema check through
-# alembic, SciPy's statistics, Optuna's importances, the effect shapes' kernel, plotly's figure classes): the helper
-# imports them before it waits. One left out costs time, not correctness.
-# What opening a study, analysing it and drawing its report import: what every such command needs (imported ahead by
-# `sweeper analyze` and `sweeper report`), and the statistics a study of a few trials never reaches (importances,
-# effect shapes: scikit-learn, SciPy's statistics), which the helper imports too, being idle until the trials end.
+# What opening a study, analysing it and drawing its report import, much of it late (Optuna's schema check through
+# alembic, plotly's figure classes): what every such command needs, imported ahead by `sweeper analyze` and `sweeper
+# report`; and the statistics a study of a few trials never reaches (importances, effect shapes: scikit-learn, SciPy's
+# statistics), which only the helper imports ahead, being idle until the trials end. One left out costs time, not
+# correctness.
 STUDY_STACK = (
     "alembic.command", "alembic.config", "alembic.migration", "alembic.script", "sqlalchemy.dialects.sqlite",
     "sweeper.storage", "sweeper.analysis",
@@ -218,19 +217,15 @@ def _serve_one_request(debug: bool) -> int:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the command's to handle: it ends the helper
-    import importlib
+    from ._command import import_paused
 
-    from ._command import collector_paused
+    # the point of the helper: imported while the command imports the training stack
+    import_paused((*STUDY_STACK, *STATISTICS_STACK, *REPORT_STACK))
+    import optuna
 
-    with collector_paused():  # what is imported lives as long as the helper
-        import optuna
-
-        # the point of the helper: imported while the command imports the training stack
-        for module in (*STUDY_STACK, *STATISTICS_STACK, *REPORT_STACK):
-            importlib.import_module(module)
-        from .analysis import analyze_study
-        from .report import write_report
-        from .storage import STORAGE_RETRY_S, Storage, storage_failures_explained
+    from .analysis import analyze_study
+    from .report import write_report
+    from .storage import STORAGE_RETRY_S, Storage, storage_failures_explained
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")  # as the command's: storage retries, one line
     optuna.logging.set_verbosity(optuna.logging.ERROR)

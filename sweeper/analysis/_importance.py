@@ -55,6 +55,7 @@ def importances_for(
     instead of failing the evaluators; their params and distributions are Optuna's own.
     """
     usable = [trial for trial in trials if trial.number in target_values and all(p in trial.params for p in params)]
+    needed = min_trials(params)
     results = []
     for name in evaluators:
         evaluated = usable
@@ -62,9 +63,9 @@ def importances_for(
             picked = np.random.default_rng(seed).choice(len(usable), MAX_FANOVA_TRIALS, replace=False)
             evaluated = [usable[index] for index in sorted(picked)]
         negate = maximize and name == PED_ANOVA
-        if len(usable) < min_trials(params) or not params:
-            error = f"needs {min_trials(params)} completed trials (one more than the {len(params)} searched " \
-                    f"parameters), has {len(usable)}"
+        if len(usable) < needed or not params:
+            error = f"needs {needed} completed trials (one more than the {len(params)} searched parameters), " \
+                    f"has {len(usable)}"
             results.append(Importance(target, name, negate, {}, len(usable), error))
             continue
         study = optuna.create_study()  # in memory; only a container the evaluators can read

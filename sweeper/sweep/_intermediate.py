@@ -59,8 +59,8 @@ class PeerRungs:
         unread = {t.number: stored_fields(t, RUNG_FIELDS) for t in peers if t.number not in self._finished}
         self.trials_read = list(unread)
         # A first decision builds a few hundred thousand short-lived rows and dicts, which drove the collector into a
-        # full collection of the worker's trial cache (about a million objects): 0.32-0.43 s against 0.25 s with it
-        # paused, at 10,000 trials (bench/pruning_decision.py). They hold no cycles: freed as they go out of scope.
+        # full collection of the worker's trial cache (about a million objects): 0.31 s against 0.24 s with it paused,
+        # at 10,000 trials (bench/pruning_decision.py). They hold no cycles: freed as they go out of scope.
         with collector_paused(freeze=False):
             fresh = curves_by_trial(self._points(unread)) if unread else {}
             vectors = []
